@@ -1,0 +1,98 @@
+/*
+ * Copyright (C) ngx_mcig_module authors
+ */
+
+#include "mcig_pick.h"
+
+
+void
+mcig_rng_seed(mcig_rng_t *rng, uint64_t seed)
+{
+    /* xorshift must not start from zero */
+    rng->state = seed ? seed : 0x9e3779b97f4a7c15ULL;
+}
+
+
+uint64_t
+mcig_rng_next(mcig_rng_t *rng)
+{
+    uint64_t  x = rng->state;
+
+    /* xorshift64*: fast, and good enough to break ties fairly */
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    rng->state = x;
+
+    return x * 0x2545f4914f6cdd1dULL;
+}
+
+
+void
+mcig_pick_start(mcig_pick_t *p, mcig_rng_t *rng)
+{
+    p->rng = rng;
+    p->best = -1;
+    p->best_in_flight = 0;
+    p->best_capacity = 1;
+    p->ties = 0;
+    p->offered = 0;
+    p->with_room = 0;
+}
+
+
+void
+mcig_pick_offer(mcig_pick_t *p, int index, uint32_t in_flight,
+    uint32_t capacity)
+{
+    uint64_t  mine, best;
+
+    if (capacity == 0) {
+        capacity = 1;
+    }
+
+    p->offered++;
+
+    if (in_flight < capacity) {
+        p->with_room++;
+    }
+
+    if (p->best < 0) {
+        goto take;
+    }
+
+    /* in_flight / capacity compared without division */
+    mine = (uint64_t) in_flight * p->best_capacity;
+    best = (uint64_t) p->best_in_flight * capacity;
+
+    if (mine < best) {
+        goto take;
+    }
+
+    if (mine == best) {
+        /* reservoir sampling: each of k tied members wins with 1/k */
+        p->ties++;
+
+        if (mcig_rng_next(p->rng) % p->ties == 0) {
+            p->best = index;
+            p->best_in_flight = in_flight;
+            p->best_capacity = capacity;
+        }
+    }
+
+    return;
+
+take:
+
+    p->best = index;
+    p->best_in_flight = in_flight;
+    p->best_capacity = capacity;
+    p->ties = 1;
+}
+
+
+int
+mcig_pick_saturated(const mcig_pick_t *p)
+{
+    return p->offered > 0 && p->with_room == 0;
+}

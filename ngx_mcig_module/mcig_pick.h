@@ -1,0 +1,45 @@
+/*
+ * Copyright (C) ngx_mcig_module authors
+ *
+ * Choice of a pool member by load: the member with the lowest
+ * in-flight / capacity ratio wins, ties are broken at random.  Pure C: the
+ * caller walks its members and offers the available ones one by one, so no
+ * array has to be built per request.
+ */
+
+#ifndef MCIG_PICK_H
+#define MCIG_PICK_H
+
+#include <stdint.h>
+
+
+typedef struct {
+    uint64_t    state;
+} mcig_rng_t;
+
+
+typedef struct {
+    mcig_rng_t *rng;
+    int         best;             /* index of the pick, -1 if none offered */
+    uint32_t    best_in_flight;
+    uint32_t    best_capacity;
+    uint32_t    ties;             /* members as loaded as the best so far */
+    uint32_t    offered;
+    uint32_t    with_room;        /* members below their capacity */
+} mcig_pick_t;
+
+
+void mcig_rng_seed(mcig_rng_t *rng, uint64_t seed);
+uint64_t mcig_rng_next(mcig_rng_t *rng);
+
+void mcig_pick_start(mcig_pick_t *p, mcig_rng_t *rng);
+
+/* capacity 0 is treated as 1: a member always has room for one request */
+void mcig_pick_offer(mcig_pick_t *p, int index, uint32_t in_flight,
+    uint32_t capacity);
+
+/* every offered member is at or over its capacity */
+int mcig_pick_saturated(const mcig_pick_t *p);
+
+
+#endif /* MCIG_PICK_H */

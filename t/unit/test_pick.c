@@ -1,0 +1,171 @@
+/*
+ * Unit tests of the least-loaded pick and the saturation test.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "mcig_pick.h"
+#include "mcig_json.h"
+
+
+typedef struct {
+    uint32_t  in_flight;
+    uint32_t  capacity;
+} member_t;
+
+
+static int
+pick(const member_t *m, int n, mcig_rng_t *rng, int *saturated)
+{
+    mcig_pick_t  p;
+    int          i;
+
+    mcig_pick_start(&p, rng);
+
+    for (i = 0; i < n; i++) {
+        mcig_pick_offer(&p, i, m[i].in_flight, m[i].capacity);
+    }
+
+    if (saturated) {
+        *saturated = mcig_pick_saturated(&p);
+    }
+
+    return p.best;
+}
+
+
+static void
+test_lowest_ratio_wins(void **state)
+{
+    mcig_rng_t  rng;
+    member_t    m[] = { { 5, 10 }, { 3, 10 }, { 4, 10 } };
+    member_t    w[] = { { 5, 10 }, { 8, 20 } };   /* 0.5 vs 0.4 */
+    int         sat;
+
+    (void) state;
+    mcig_rng_seed(&rng, 1);
+
+    assert_int_equal(pick(m, 3, &rng, &sat), 1);
+    assert_false(sat);
+    assert_int_equal(pick(w, 2, &rng, NULL), 1);
+}
+
+
+static void
+test_ties_are_broken_at_random(void **state)
+{
+    mcig_rng_t  rng;
+    member_t    m[] = { { 2, 10 }, { 1, 10 }, { 1, 10 }, { 1, 10 } };
+    int         count[4] = { 0, 0, 0, 0 };
+    int         i;
+
+    (void) state;
+    mcig_rng_seed(&rng, 42);
+
+    for (i = 0; i < 30000; i++) {
+        count[pick(m, 4, &rng, NULL)]++;
+    }
+
+    assert_int_equal(count[0], 0);
+
+    /* each of the three tied members gets a third, within 5 % */
+    for (i = 1; i < 4; i++) {
+        assert_in_range(count[i], 9500, 10500);
+    }
+}
+
+
+static void
+test_saturation(void **state)
+{
+    mcig_rng_t  rng;
+    member_t    full[] = { { 10, 10 }, { 12, 10 } };
+    member_t    room[] = { { 10, 10 }, { 9, 10 } };
+    int         sat;
+
+    (void) state;
+    mcig_rng_seed(&rng, 7);
+
+    /* saturated pools still name the least loaded member */
+    assert_int_equal(pick(full, 2, &rng, &sat), 0);
+    assert_true(sat);
+
+    assert_int_equal(pick(room, 2, &rng, &sat), 1);
+    assert_false(sat);
+
+    /* nothing offered: no pick, and "saturated" is not claimed */
+    assert_int_equal(pick(NULL, 0, &rng, &sat), -1);
+    assert_false(sat);
+}
+
+
+static void
+test_zero_capacity_counts_as_one(void **state)
+{
+    mcig_rng_t  rng;
+    member_t    m[] = { { 0, 0 }, { 1, 0 } };
+    int         sat;
+
+    (void) state;
+    mcig_rng_seed(&rng, 3);
+
+    assert_int_equal(pick(m, 2, &rng, &sat), 0);
+    assert_false(sat);
+}
+
+
+static void
+test_rng_never_sticks_at_zero(void **state)
+{
+    mcig_rng_t  rng;
+
+    (void) state;
+
+    mcig_rng_seed(&rng, 0);
+    assert_true(mcig_rng_next(&rng) != 0);
+    assert_true(mcig_rng_next(&rng) != mcig_rng_next(&rng));
+}
+
+
+static void
+test_error_json(void **state)
+{
+    char         buf[256];
+    const char  *msg = "pool \"a\"\n\x01\xff";
+    size_t       n;
+
+    (void) state;
+
+    n = mcig_error_json(buf, msg, strlen(msg), "invalid_request_error",
+                        "model_missing");
+    buf[n] = '\0';
+
+    assert_int_equal(n, mcig_error_json_len(msg, strlen(msg),
+                                            "invalid_request_error",
+                                            "model_missing"));
+    assert_string_equal(buf,
+        "{\"error\":{\"message\":\"pool \\\"a\\\"\\u000a\\u0001\\u00ff\","
+        "\"type\":\"invalid_request_error\",\"param\":null,"
+        "\"code\":\"model_missing\"}}\n");
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lowest_ratio_wins),
+        cmocka_unit_test(test_ties_are_broken_at_random),
+        cmocka_unit_test(test_saturation),
+        cmocka_unit_test(test_zero_capacity_counts_as_one),
+        cmocka_unit_test(test_rng_never_sticks_at_zero),
+        cmocka_unit_test(test_error_json),
+    };
+
+    return cmocka_run_group_tests_name("pick and errors", tests, NULL, NULL);
+}
