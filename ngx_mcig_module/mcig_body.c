@@ -339,6 +339,13 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
     mcig_body_rc_e   rc;
     const uint8_t   *start, *end;
 
+    /* offset then tells where the input went wrong */
+#define FAIL(rc)                                                            \
+    do {                                                                    \
+        s->offset += (uint64_t) (p - start);                                \
+        return fail(s, rc);                                                 \
+    } while (0)
+
     if (s->error) {
         return s->error;
     }
@@ -358,13 +365,13 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
             }
 
             if (c != '{') {
-                return fail(s, MCIG_BODY_NOT_OBJECT);
+                FAIL(MCIG_BODY_NOT_OBJECT);
             }
 
             s->state = S_KEY_OR_CLOSE;
 
             if ((rc = push(s, 1))) {
-                return rc;
+                FAIL(rc);
             }
 
             break;
@@ -384,7 +391,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
             }
 
             if ((rc = start_value(s, c))) {
-                return rc;
+                FAIL(rc);
             }
 
             break;
@@ -404,7 +411,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
             }
 
             if (c != '"') {
-                return fail(s, MCIG_BODY_INVALID_JSON);
+                FAIL(MCIG_BODY_INVALID_JSON);
             }
 
             start_key(s);
@@ -416,7 +423,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
             }
 
             if (c != ':') {
-                return fail(s, MCIG_BODY_INVALID_JSON);
+                FAIL(MCIG_BODY_INVALID_JSON);
             }
 
             s->state = S_VALUE;
@@ -439,7 +446,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 break;
             }
 
-            return fail(s, MCIG_BODY_INVALID_JSON);
+            FAIL(MCIG_BODY_INVALID_JSON);
 
         case S_STRING:
             if (s->esc == 0) {
@@ -478,7 +485,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 }
 
                 if (c < 0x20) {
-                    return fail(s, MCIG_BODY_INVALID_JSON);
+                    FAIL(MCIG_BODY_INVALID_JSON);
                 }
 
                 if (s->str_role != ROLE_SKIP) {
@@ -508,7 +515,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                     goto next;
 
                 default:
-                    return fail(s, MCIG_BODY_INVALID_JSON);
+                    FAIL(MCIG_BODY_INVALID_JSON);
                 }
 
                 s->esc = 0;
@@ -526,7 +533,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 int  h = hex_value(c);
 
                 if (h < 0) {
-                    return fail(s, MCIG_BODY_INVALID_JSON);
+                    FAIL(MCIG_BODY_INVALID_JSON);
                 }
 
                 s->code = (s->code << 4) | (uint32_t) h;
@@ -550,7 +557,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 s->state = S_NUM_INT;
 
             } else {
-                return fail(s, MCIG_BODY_INVALID_JSON);
+                FAIL(MCIG_BODY_INVALID_JSON);
             }
 
             break;
@@ -595,7 +602,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 break;
             }
 
-            return fail(s, MCIG_BODY_INVALID_JSON);
+            FAIL(MCIG_BODY_INVALID_JSON);
 
         case S_NUM_FRAC:
         case S_NUM_EXP:
@@ -619,7 +626,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
         case S_LITERAL:
             if (c != (uint8_t) s->literal[s->literal_pos]) {
-                return fail(s, MCIG_BODY_INVALID_JSON);
+                FAIL(MCIG_BODY_INVALID_JSON);
             }
 
             if (s->literal[++s->literal_pos] == '\0') {
@@ -631,7 +638,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
         case S_END:
             if (!is_ws(c)) {
-                return fail(s, MCIG_BODY_INVALID_JSON);
+                FAIL(MCIG_BODY_INVALID_JSON);
             }
 
             break;
@@ -647,6 +654,8 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
     s->offset += (uint64_t) (end - start);
 
     return MCIG_BODY_AGAIN;
+
+#undef FAIL
 }
 
 

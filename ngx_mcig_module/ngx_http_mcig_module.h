@@ -1,0 +1,137 @@
+
+/*
+ * Copyright (C) ngx_mcig_module authors
+ *
+ * Declarations shared by the two nginx modules of ngx_mcig_module:
+ * ngx_http_mcig_module (the request side: body, headers, variables, error
+ * bodies) and ngx_http_upstream_mcig_module (pools, shared zone, balancer).
+ */
+
+
+#ifndef _NGX_HTTP_MCIG_MODULE_H_INCLUDED_
+#define _NGX_HTTP_MCIG_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "mcig_body.h"
+#include "mcig_pick.h"
+
+
+/*
+ * Worker processes that can hold in-flight requests at once, old
+ * generations still draining after a reload included.
+ */
+#define NGX_HTTP_MCIG_WORKER_SLOTS  64
+
+
+typedef enum {
+    NGX_HTTP_MCIG_ERR_NONE = 0,
+    NGX_HTTP_MCIG_ERR_BODY,           /* 400: the body scan failed */
+    NGX_HTTP_MCIG_ERR_SATURATED,      /* 429: sheddable and pool full */
+    NGX_HTTP_MCIG_ERR_NO_MEMBER,      /* 503: no member can take it */
+    NGX_HTTP_MCIG_ERR_DEADLINE,       /* 504: pool timeout passed */
+    NGX_HTTP_MCIG_ERR_NGINX_CLIENT,   /* nginx's own 4xx error */
+    NGX_HTTP_MCIG_ERR_NGINX_SERVER    /* nginx's own 5xx error */
+} ngx_http_mcig_error_e;
+
+
+/* one pool member's state in the shared zone */
+typedef struct {
+    ngx_str_node_t                  sn;       /* key: "pool member" */
+    ngx_queue_t                     queue;
+    ngx_atomic_t                    in_flight;
+    ngx_atomic_t                    requests;
+    ngx_atomic_t                    failures;
+
+    /* this member's in-flight requests per worker slot, for repair */
+    uint32_t                        in_flight_by_worker[
+                                        NGX_HTTP_MCIG_WORKER_SLOTS];
+    u_char                          key[1];
+} ngx_http_mcig_member_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t                    rbtree;
+    ngx_rbtree_node_t               sentinel;
+    ngx_queue_t                     members;
+
+    /* pid owning each worker slot; 0 when free */
+    ngx_atomic_t                    worker_pid[NGX_HTTP_MCIG_WORKER_SLOTS];
+} ngx_http_mcig_shctx_t;
+
+
+typedef struct {
+    ngx_http_mcig_shctx_t          *sh;
+    ngx_slab_pool_t                *shpool;
+} ngx_http_mcig_zone_ctx_t;
+
+
+typedef struct {
+    ngx_str_t                       name;     /* as nginx prints the peer */
+    ngx_str_t                       key;
+    ngx_uint_t                      capacity; /* max in flight x weight */
+    ngx_http_mcig_member_node_t    *node;     /* set when the zone starts */
+} ngx_http_mcig_member_t;
+
+
+typedef struct {
+    ngx_str_t                       name;
+    ngx_int_t                       priority;
+} ngx_http_mcig_objective_t;
+
+
+/* an upstream {} with mcig_pool: an InferencePool */
+typedef struct {
+    ngx_flag_t                      enabled;
+    ngx_uint_t                      max_in_flight;
+    ngx_msec_t                      request_timeout;
+    ngx_array_t                    *objectives;   /* objective_t */
+
+    ngx_http_upstream_srv_conf_t   *upstream;
+    ngx_http_mcig_member_t         *members;      /* in peer order */
+    ngx_uint_t                      nmembers;
+    ngx_shm_zone_t                 *shm_zone;
+} ngx_http_upstream_mcig_srv_conf_t;
+
+
+/* what the module knows about one request */
+typedef struct {
+    ngx_http_request_t             *request;
+    ngx_str_t                       model;
+    ngx_str_t                       objective_header;
+    ngx_str_t                       fairness_id;
+    ngx_str_t                       objective;    /* the one applied */
+    ngx_int_t                       priority;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+    ngx_str_t                      *endpoint;     /* last member picked */
+
+    ngx_http_mcig_error_e           error;
+    const char                     *error_code;
+    ngx_str_t                       error_message;
+    ngx_str_t                       error_body;   /* the JSON sent */
+
+    ngx_event_t                     deadline;
+    ngx_int_t                       phase_status;
+
+    unsigned                        scanning:1;
+    unsigned                        body_sent:1;
+    unsigned                        deadline_expired:1;
+
+    mcig_body_scan_t                scan;
+} ngx_http_mcig_ctx_t;
+
+
+ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
+ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);
+void ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
+    ngx_http_mcig_error_e error, const char *code, const char *fmt, ...);
+
+
+extern ngx_module_t  ngx_http_mcig_module;
+extern ngx_module_t  ngx_http_upstream_mcig_module;
+
+
+#endif /* _NGX_HTTP_MCIG_MODULE_H_INCLUDED_ */

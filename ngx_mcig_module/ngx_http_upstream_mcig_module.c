@@ -1,0 +1,1238 @@
+
+/*
+ * Copyright (C) ngx_mcig_module authors
+ *
+ * The balancer side of ngx_mcig_module: "mcig_pool" turns an upstream into
+ * an inference pool.  In-flight counts of its members live in a shared
+ * zone, so that every worker balances on the same figures; admission
+ * (shedding, no member available) and the pool's request deadline are
+ * decided here, where the pool of a request is known for certain.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_mcig_module.h"
+
+
+#define NGX_HTTP_MCIG_DEFAULT_ZONE_SIZE  (1024 * 1024)
+
+/* how often each worker looks for exited workers' in-flight counts */
+#define NGX_HTTP_MCIG_REPAIR_INTERVAL    1000
+
+
+typedef struct {
+    ngx_shm_zone_t                     *shm_zone;
+    ngx_array_t                         pools;   /* srv_conf_t * */
+} ngx_http_upstream_mcig_main_conf_t;
+
+
+typedef struct {
+    /* the round robin data goes first: round robin casts peer.data to it */
+    ngx_http_upstream_rr_peer_data_t    rrp;
+
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+    ngx_http_mcig_ctx_t                *ctx;
+    ngx_http_mcig_member_t             *member;   /* held, NULL if none */
+} ngx_http_upstream_mcig_peer_data_t;
+
+
+typedef struct {
+    ngx_http_mcig_shctx_t              *sh;
+    ngx_slab_pool_t                    *shpool;
+    ngx_http_upstream_mcig_main_conf_t *mcf;
+} ngx_http_upstream_mcig_zone_t;
+
+
+static ngx_int_t ngx_http_upstream_init_mcig(ngx_conf_t *cf,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
+    ngx_http_upstream_mcig_peer_data_t *pd);
+static ngx_int_t ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc,
+    void *data);
+static void ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc,
+    void *data, ngx_uint_t state);
+static void ngx_http_upstream_offer_mcig_peers(
+    ngx_http_upstream_mcig_peer_data_t *pd, mcig_pick_t *pick,
+    ngx_uint_t skip_tried);
+static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
+    ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
+static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
+static void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+
+static ngx_int_t ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_upstream_mcig_bind_members(
+    ngx_http_upstream_mcig_zone_t *zone, ngx_log_t *log);
+static ngx_uint_t ngx_http_upstream_mcig_pid_exited(ngx_pid_t pid);
+static void ngx_http_upstream_mcig_release_slot(
+    ngx_http_upstream_mcig_zone_t *zone, ngx_uint_t slot, ngx_log_t *log);
+static void ngx_http_upstream_mcig_repair_handler(ngx_event_t *ev);
+static void ngx_http_upstream_mcig_repair(ngx_log_t *log);
+
+static char *ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static void *ngx_http_upstream_mcig_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+static void *ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf);
+static ngx_int_t ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle);
+static void ngx_http_upstream_mcig_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_num_bounds_t  ngx_http_upstream_mcig_max_in_flight_bounds = {
+    ngx_conf_check_num_bounds, 1, 1000000
+};
+
+
+static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
+
+    { ngx_string("mcig_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
+      ngx_http_upstream_mcig_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_pool"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
+      ngx_http_upstream_mcig_pool,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_max_in_flight"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_upstream_mcig_srv_conf_t, max_in_flight),
+      &ngx_http_upstream_mcig_max_in_flight_bounds },
+
+    { ngx_string("mcig_request_timeout"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      offsetof(ngx_http_upstream_mcig_srv_conf_t, request_timeout),
+      NULL },
+
+    { ngx_string("mcig_objective"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_TAKE12,
+      ngx_http_upstream_mcig_objective,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_upstream_mcig_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_upstream_mcig_create_main_conf, /* create main configuration */
+    ngx_http_upstream_mcig_init_main_conf, /* init main configuration */
+
+    ngx_http_upstream_mcig_create_srv_conf, /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    NULL,                                  /* create location configuration */
+    NULL                                   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_upstream_mcig_module = {
+    NGX_MODULE_V1,
+    &ngx_http_upstream_mcig_module_ctx,    /* module context */
+    ngx_http_upstream_mcig_commands,       /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    ngx_http_upstream_mcig_init_process,   /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_upstream_mcig_exit_process,   /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/* per worker process */
+static ngx_http_upstream_mcig_zone_t  *ngx_http_mcig_zone;
+static ngx_int_t                       ngx_http_mcig_slot = -1;
+static mcig_rng_t                      ngx_http_mcig_rng;
+static ngx_event_t                     ngx_http_mcig_repair_event;
+static ngx_connection_t                ngx_http_mcig_repair_conn;
+
+
+static ngx_int_t
+ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
+{
+    u_char                             *p;
+    ngx_uint_t                          i;
+    ngx_http_mcig_member_t             *m;
+    ngx_http_upstream_server_t         *server;
+    ngx_http_upstream_rr_peer_t        *peer;
+    ngx_http_upstream_rr_peers_t       *peers;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, cf->log, 0, "init mcig pool");
+
+    pool = ngx_http_conf_upstream_srv_conf(us, ngx_http_upstream_mcig_module);
+
+    /* upstream blocks are not merged: defaults are set here */
+    ngx_conf_init_uint_value(pool->max_in_flight, 256);
+    ngx_conf_init_msec_value(pool->request_timeout, 30000);
+
+    /*
+     * server lines before mcig_pool were parsed with the flags of round
+     * robin, which accepts "backup"; a pool has no backup members
+     */
+    if (us->servers) {
+        server = us->servers->elts;
+
+        for (i = 0; i < us->servers->nelts; i++) {
+            if (server[i].backup) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                              "mcig_pool does not support \"backup\" "
+                              "servers, in upstream \"%V\" in %s:%ui",
+                              &us->host, us->file_name, us->line);
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    if (ngx_http_upstream_init_round_robin(cf, us) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    us->peer.init = ngx_http_upstream_init_mcig_peer;
+
+    peers = us->peer.data;
+
+    pool->nmembers = peers->number;
+    pool->members = ngx_pcalloc(cf->pool,
+                                peers->number * sizeof(ngx_http_mcig_member_t));
+    if (pool->members == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
+        m = &pool->members[i];
+
+        m->name = peer->name;
+        m->capacity = pool->max_in_flight * peer->weight;
+
+        m->key.len = us->host.len + 1 + peer->name.len;
+        m->key.data = ngx_pnalloc(cf->pool, m->key.len);
+        if (m->key.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_cpymem(m->key.data, us->host.data, us->host.len);
+        *p++ = ' ';
+        ngx_memcpy(p, peer->name.data, peer->name.len);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
+    ngx_http_upstream_srv_conf_t *us)
+{
+    ngx_http_mcig_ctx_t                 *ctx;
+    ngx_http_upstream_mcig_srv_conf_t   *pool;
+    ngx_http_upstream_mcig_peer_data_t  *pd;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "init mcig peer");
+
+    pool = ngx_http_conf_upstream_srv_conf(us, ngx_http_upstream_mcig_module);
+
+    pd = ngx_pcalloc(r->pool, sizeof(ngx_http_upstream_mcig_peer_data_t));
+    if (pd == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->upstream->peer.data = &pd->rrp;
+
+    if (ngx_http_upstream_init_round_robin_peer(r, us) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    r->upstream->peer.get = ngx_http_upstream_get_mcig_peer;
+    r->upstream->peer.free = ngx_http_upstream_free_mcig_peer;
+
+    /*
+     * A request that reached the pool without the precontent handler
+     * (mcig off, or a proxy_pass with variables and no "mcig on") has no
+     * model, but gets admission, a deadline and JSON errors all the same.
+     */
+    ctx = ngx_http_mcig_get_ctx(r);
+
+    if (ctx == NULL) {
+        ctx = ngx_http_mcig_create_ctx(r);
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    pd->pool = pool;
+    pd->ctx = ctx;
+
+    ctx->pool = pool;
+    ngx_http_upstream_mcig_resolve_objective(ctx, pool);
+
+    if (ngx_http_upstream_admit_mcig_peer(r, pd) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (pool->request_timeout && !ctx->deadline.timer_set) {
+        ctx->deadline.handler = ngx_http_upstream_mcig_deadline_handler;
+        ctx->deadline.data = ctx;
+        ctx->deadline.log = r->connection->log;
+
+        ngx_add_timer(&ctx->deadline, pool->request_timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_uint_t                  i;
+    ngx_http_mcig_objective_t  *obj;
+
+    /* as the EPP: no header or an unknown objective means priority 0 */
+    ngx_str_null(&ctx->objective);
+    ctx->priority = 0;
+
+    if (ctx->objective_header.len == 0 || pool->objectives == NULL) {
+        return;
+    }
+
+    obj = pool->objectives->elts;
+
+    for (i = 0; i < pool->objectives->nelts; i++) {
+        if (obj[i].name.len == ctx->objective_header.len
+            && ngx_strncmp(obj[i].name.data, ctx->objective_header.data,
+                           obj[i].name.len) == 0)
+        {
+            ctx->objective = obj[i].name;
+            ctx->priority = obj[i].priority;
+            return;
+        }
+    }
+}
+
+
+/*
+ * Admission: a request that no member can take gets 503; a sheddable one
+ * (priority < 0) gets 429 when every available member is at capacity.
+ * Returning an error from peer.init makes nginx answer 500, which the
+ * header filter of ngx_http_mcig_module turns into the chosen status.
+ */
+
+static ngx_int_t
+ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
+    ngx_http_upstream_mcig_peer_data_t *pd)
+{
+    mcig_pick_t                     pick;
+    ngx_http_mcig_ctx_t            *ctx;
+    ngx_http_upstream_rr_peers_t   *peers;
+
+    ctx = pd->ctx;
+    peers = pd->rrp.peers;
+
+    ngx_http_upstream_rr_peers_rlock(peers);
+
+    mcig_pick_start(&pick, &ngx_http_mcig_rng);
+    ngx_http_upstream_offer_mcig_peers(pd, &pick, 0);
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    if (pick.best < 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "mcig: no member of pool \"%V\" can take requests: "
+                      "all are down or failed", &pd->pool->upstream->host);
+
+        ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_NO_MEMBER,
+                                "no_member_available",
+                                "no member of pool \"%V\" is available",
+                                &pd->pool->upstream->host);
+        return NGX_ERROR;
+    }
+
+    if (ctx->priority < 0 && mcig_pick_saturated(&pick)) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcig: pool \"%V\" is saturated, shed a request of "
+                      "priority %i", &pd->pool->upstream->host,
+                      ctx->priority);
+
+        ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_SATURATED,
+                                "pool_saturated",
+                                "pool \"%V\" is saturated, sheddable request "
+                                "dropped", &pd->pool->upstream->host);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
+{
+    ngx_http_upstream_mcig_peer_data_t  *pd = data;
+
+    ngx_uint_t                     n;
+    uintptr_t                      m;
+    mcig_pick_t                    pick;
+    ngx_http_mcig_member_t        *member;
+    ngx_http_upstream_rr_peer_t   *best;
+    ngx_http_upstream_rr_peers_t  *peers;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "get mcig peer, try: %ui", pc->tries);
+
+    pc->cached = 0;
+    pc->connection = NULL;
+
+    peers = pd->rrp.peers;
+
+    ngx_http_upstream_rr_peers_wlock(peers);
+
+    mcig_pick_start(&pick, &ngx_http_mcig_rng);
+    ngx_http_upstream_offer_mcig_peers(pd, &pick, 1);
+
+    if (pick.best < 0) {
+        ngx_http_upstream_rr_peers_unlock(peers);
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                       "get mcig peer, no member left");
+
+        ngx_http_mcig_set_error(pd->ctx->request, pd->ctx,
+                                NGX_HTTP_MCIG_ERR_NO_MEMBER,
+                                "no_member_available",
+                                "no member of pool \"%V\" is left to try",
+                                &pd->pool->upstream->host);
+
+        pc->name = peers->name;
+        return NGX_BUSY;
+    }
+
+    best = ngx_http_upstream_mcig_nth_peer(peers, pick.best);
+
+    if (ngx_time() - best->checked > best->fail_timeout) {
+        best->checked = ngx_time();
+    }
+
+    pc->sockaddr = best->sockaddr;
+    pc->socklen = best->socklen;
+    pc->name = &best->name;
+
+    best->conns++;
+
+    pd->rrp.current = best;
+
+    n = pick.best / (8 * sizeof(uintptr_t));
+    m = (uintptr_t) 1 << pick.best % (8 * sizeof(uintptr_t));
+
+    pd->rrp.tried[n] |= m;
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    member = &pd->pool->members[pick.best];
+
+    (void) ngx_atomic_fetch_add(&member->node->in_flight, 1);
+    (void) ngx_atomic_fetch_add(&member->node->requests, 1);
+
+    if (ngx_http_mcig_slot >= 0) {
+        member->node->in_flight_by_worker[ngx_http_mcig_slot]++;
+    }
+
+    pd->member = member;
+    pd->ctx->endpoint = &member->name;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "get mcig peer, picked %V with %uA in flight",
+                   &member->name, member->node->in_flight);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
+    ngx_uint_t state)
+{
+    ngx_http_upstream_mcig_peer_data_t  *pd = data;
+
+    ngx_http_mcig_member_node_t  *node;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                   "free mcig peer %ui", state);
+
+    if (pd->member) {
+        node = pd->member->node;
+
+        (void) ngx_atomic_fetch_add(&node->in_flight, -1);
+
+        if (ngx_http_mcig_slot >= 0) {
+            node->in_flight_by_worker[ngx_http_mcig_slot]--;
+        }
+
+        if (state & NGX_PEER_FAILED) {
+            (void) ngx_atomic_fetch_add(&node->failures, 1);
+        }
+
+        pd->member = NULL;
+    }
+
+    ngx_http_upstream_free_round_robin_peer(pc, &pd->rrp, state);
+
+    if (pd->ctx->deadline_expired) {
+        /* no retry once the pool's deadline has passed */
+        pc->tries = 0;
+    }
+}
+
+
+/*
+ * Offers every member that can take a request to the pick: not marked
+ * down, not failed (max_fails within fail_timeout; a pool of one member is
+ * never failed, as with round robin), below max_conns, and, for the pick,
+ * not tried yet for this request.  The caller holds the peers lock.
+ */
+
+static void
+ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
+    mcig_pick_t *pick, ngx_uint_t skip_tried)
+{
+    time_t                         now;
+    uintptr_t                      m;
+    ngx_uint_t                     i, n;
+    ngx_atomic_int_t               in_flight;
+    ngx_http_mcig_member_t        *member;
+    ngx_http_upstream_rr_peer_t   *peer;
+    ngx_http_upstream_rr_peers_t  *peers;
+
+    now = ngx_time();
+    peers = pd->rrp.peers;
+
+    for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
+
+        if (skip_tried) {
+            n = i / (8 * sizeof(uintptr_t));
+            m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
+
+            if (pd->rrp.tried[n] & m) {
+                continue;
+            }
+        }
+
+        if (peer->down) {
+            continue;
+        }
+
+        if (!peers->single
+            && peer->max_fails
+            && peer->fails >= peer->max_fails
+            && now - peer->checked <= peer->fail_timeout)
+        {
+            continue;
+        }
+
+        if (peer->max_conns && peer->conns >= peer->max_conns) {
+            continue;
+        }
+
+        member = &pd->pool->members[i];
+        in_flight = (ngx_atomic_int_t) member->node->in_flight;
+
+        mcig_pick_offer(pick, (int) i,
+                        (uint32_t) ngx_max(in_flight, 0),
+                        (uint32_t) member->capacity);
+    }
+}
+
+
+static ngx_http_upstream_rr_peer_t *
+ngx_http_upstream_mcig_nth_peer(ngx_http_upstream_rr_peers_t *peers,
+    ngx_int_t n)
+{
+    ngx_http_upstream_rr_peer_t  *peer;
+
+    for (peer = peers->peer; n; n--) {
+        peer = peer->next;
+    }
+
+    return peer;
+}
+
+
+/*
+ * The deadline bounds the whole exchange with the pool, retries included.
+ * It acts as if the member's connection timed out, so that nginx's own
+ * code finalizes the upstream: 504 before the response header, a closed
+ * stream after it.
+ */
+
+static void
+ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
+{
+    ngx_http_mcig_ctx_t   *ctx = ev->data;
+
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_upstream_t   *u;
+
+    r = ctx->request;
+    u = r->upstream;
+
+    if (ngx_http_mcig_get_ctx(r) != ctx
+        || u == NULL || u->peer.connection == NULL)
+    {
+        /* the member has answered; sending the answer is nginx's job */
+        return;
+    }
+
+    ctx->deadline_expired = 1;
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "mcig: request to pool \"%V\" passed its deadline of "
+                  "%M ms at member %V%s",
+                  &ctx->pool->upstream->host, ctx->pool->request_timeout,
+                  u->peer.name,
+                  r->header_sent ? ", response cut" : "");
+
+    if (!r->header_sent) {
+        ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_DEADLINE,
+                                "deadline_exceeded",
+                                "the request to pool \"%V\" did not complete "
+                                "within %M ms", &ctx->pool->upstream->host,
+                                ctx->pool->request_timeout);
+    }
+
+    c = u->peer.connection;
+    c->read->timedout = 1;
+    c->read->handler(c->read);
+}
+
+
+static ngx_int_t
+ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_upstream_mcig_zone_t  *ozone = data;
+
+    size_t                          len;
+    ngx_slab_pool_t                *shpool;
+    ngx_http_mcig_shctx_t          *sh;
+    ngx_http_upstream_mcig_zone_t  *zone;
+
+    zone = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    zone->shpool = shpool;
+
+    if (ozone) {
+        /* a reload with the same zone keeps members' state */
+        zone->sh = ozone->sh;
+        return ngx_http_upstream_mcig_bind_members(zone, shm_zone->shm.log);
+    }
+
+    if (shm_zone->shm.exists) {
+        zone->sh = shpool->data;
+        return ngx_http_upstream_mcig_bind_members(zone, shm_zone->shm.log);
+    }
+
+    sh = ngx_slab_alloc(shpool, sizeof(ngx_http_mcig_shctx_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(sh, sizeof(ngx_http_mcig_shctx_t));
+
+    ngx_rbtree_init(&sh->rbtree, &sh->sentinel, ngx_str_rbtree_insert_value);
+    ngx_queue_init(&sh->members);
+
+    zone->sh = sh;
+    shpool->data = sh;
+
+    len = sizeof(" in mcig_zone \"\"") + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in mcig_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    shpool->log_nomem = 0;
+
+    return ngx_http_upstream_mcig_bind_members(zone, shm_zone->shm.log);
+}
+
+
+/* finds or makes the shared node of every member of every pool */
+
+static ngx_int_t
+ngx_http_upstream_mcig_bind_members(ngx_http_upstream_mcig_zone_t *zone,
+    ngx_log_t *log)
+{
+    uint32_t                             hash;
+    ngx_uint_t                           i, j;
+    ngx_str_node_t                      *sn;
+    ngx_http_mcig_member_t              *m;
+    ngx_http_mcig_member_node_t         *node;
+    ngx_http_upstream_mcig_srv_conf_t  **pools;
+
+    pools = zone->mcf->pools.elts;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (i = 0; i < zone->mcf->pools.nelts; i++) {
+        for (j = 0; j < pools[i]->nmembers; j++) {
+            m = &pools[i]->members[j];
+
+            hash = ngx_crc32_long(m->key.data, m->key.len);
+            sn = ngx_str_rbtree_lookup(&zone->sh->rbtree, &m->key, hash);
+
+            if (sn) {
+                m->node = (ngx_http_mcig_member_node_t *) sn;
+                continue;
+            }
+
+            node = ngx_slab_alloc_locked(zone->shpool,
+                                 offsetof(ngx_http_mcig_member_node_t, key)
+                                 + m->key.len);
+            if (node == NULL) {
+                ngx_shmtx_unlock(&zone->shpool->mutex);
+
+                ngx_log_error(NGX_LOG_EMERG, log, 0,
+                              "mcig_zone \"%V\" is too small for the "
+                              "members of pool \"%V\"; increase its size",
+                              &zone->mcf->shm_zone->shm.name,
+                              &pools[i]->upstream->host);
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(node, offsetof(ngx_http_mcig_member_node_t, key));
+            ngx_memcpy(node->key, m->key.data, m->key.len);
+
+            node->sn.node.key = hash;
+            node->sn.str.len = m->key.len;
+            node->sn.str.data = node->key;
+
+            ngx_rbtree_insert(&zone->sh->rbtree, &node->sn.node);
+            ngx_queue_insert_tail(&zone->sh->members, &node->queue);
+
+            m->node = node;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_upstream_mcig_pid_exited(ngx_pid_t pid)
+{
+    return kill(pid, 0) == -1 && ngx_errno == NGX_ESRCH;
+}
+
+
+/*
+ * Gives back the in-flight counts that the exited process of a worker
+ * slot left behind: that process can no longer run "free" for them.  The
+ * caller owns the slot, so no one else releases it at the same time.
+ */
+
+static void
+ngx_http_upstream_mcig_release_slot(ngx_http_upstream_mcig_zone_t *zone,
+    ngx_uint_t slot, ngx_log_t *log)
+{
+    uint32_t                      n;
+    ngx_uint_t                    total;
+    ngx_queue_t                  *q;
+    ngx_http_mcig_member_node_t  *node;
+
+    total = 0;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (q = ngx_queue_head(&zone->sh->members);
+         q != ngx_queue_sentinel(&zone->sh->members);
+         q = ngx_queue_next(q))
+    {
+        node = ngx_queue_data(q, ngx_http_mcig_member_node_t, queue);
+
+        n = node->in_flight_by_worker[slot];
+
+        if (n) {
+            (void) ngx_atomic_fetch_add(&node->in_flight,
+                                        -(ngx_atomic_int_t) n);
+            node->in_flight_by_worker[slot] = 0;
+            total += n;
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (total) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "mcig: released %ui in-flight requests left by an "
+                      "exited worker process", total);
+    }
+}
+
+
+static void
+ngx_http_upstream_mcig_repair(ngx_log_t *log)
+{
+    ngx_pid_t                       pid;
+    ngx_uint_t                      i;
+    ngx_http_upstream_mcig_zone_t  *zone;
+
+    zone = ngx_http_mcig_zone;
+
+    for (i = 0; i < NGX_HTTP_MCIG_WORKER_SLOTS; i++) {
+        pid = (ngx_pid_t) zone->sh->worker_pid[i];
+
+        if (pid == 0 || pid == ngx_pid
+            || !ngx_http_upstream_mcig_pid_exited(pid))
+        {
+            continue;
+        }
+
+        /* take the slot first: only one worker repairs it */
+        if (!ngx_atomic_cmp_set(&zone->sh->worker_pid[i],
+                                (ngx_atomic_uint_t) pid,
+                                (ngx_atomic_uint_t) ngx_pid))
+        {
+            continue;
+        }
+
+        ngx_http_upstream_mcig_release_slot(zone, i, log);
+
+        zone->sh->worker_pid[i] = 0;
+    }
+}
+
+
+static void
+ngx_http_upstream_mcig_repair_handler(ngx_event_t *ev)
+{
+    ngx_http_upstream_mcig_repair(ev->log);
+
+    if (!ngx_exiting && !ngx_quit) {
+        ngx_add_timer(ev, NGX_HTTP_MCIG_REPAIR_INTERVAL);
+    }
+}
+
+
+static char *
+ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_http_upstream_srv_conf_t         *uscf;
+    ngx_http_upstream_mcig_srv_conf_t   **p;
+    ngx_http_upstream_mcig_main_conf_t   *mcf;
+
+    if (pool->enabled) {
+        return "is duplicate";
+    }
+
+    uscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_upstream_module);
+
+    /*
+     * keepalive wraps the balancer configured before it: a method set
+     * earlier would be replaced here, keepalive silently with it
+     */
+    if (uscf->peer.init_upstream) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mcig_pool\" must come before \"keepalive\" "
+                           "and replaces other load balancing methods");
+        return NGX_CONF_ERROR;
+    }
+
+    uscf->peer.init_upstream = ngx_http_upstream_init_mcig;
+
+    uscf->flags = NGX_HTTP_UPSTREAM_CREATE
+                  |NGX_HTTP_UPSTREAM_WEIGHT
+                  |NGX_HTTP_UPSTREAM_MAX_CONNS
+                  |NGX_HTTP_UPSTREAM_MAX_FAILS
+                  |NGX_HTTP_UPSTREAM_FAIL_TIMEOUT
+                  |NGX_HTTP_UPSTREAM_DOWN;
+
+    pool->enabled = 1;
+    pool->upstream = uscf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf,
+                                             ngx_http_upstream_mcig_module);
+
+    p = ngx_array_push(&mcf->pools);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *p = pool;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_upstream_mcig_objective(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t                   priority, sign;
+    ngx_str_t                  *value, s;
+    ngx_uint_t                  i;
+    ngx_http_mcig_objective_t  *obj;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "has an empty objective name";
+    }
+
+    priority = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "priority=", 9) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\", expected "
+                               "\"priority=\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 9;
+        s.len = value[2].len - 9;
+        sign = 1;
+
+        if (s.len && s.data[0] == '-') {
+            sign = -1;
+            s.data++;
+            s.len--;
+        }
+
+        priority = ngx_atoi(s.data, s.len);
+
+        if (priority == NGX_ERROR || priority > 1000000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid priority \"%V\": an integer between "
+                               "-1000000 and 1000000 is expected", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        priority *= sign;
+    }
+
+    if (pool->objectives == NULL) {
+        pool->objectives = ngx_array_create(cf->pool, 4,
+                                            sizeof(ngx_http_mcig_objective_t));
+        if (pool->objectives == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    obj = pool->objectives->elts;
+
+    for (i = 0; i < pool->objectives->nelts; i++) {
+        if (obj[i].name.len == value[1].len
+            && ngx_strncmp(obj[i].name.data, value[1].data, value[1].len) == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate objective \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    obj = ngx_array_push(pool->objectives);
+    if (obj == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    obj->name = value[1];
+    obj->priority = priority;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
+
+    ssize_t                         size;
+    ngx_str_t                      *value;
+    ngx_http_upstream_mcig_zone_t  *zone;
+
+    if (mcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    size = ngx_parse_size(&value[2]);
+
+    if (size == NGX_ERROR || size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mcig_zone size \"%V\": at least %uz "
+                           "bytes are needed", &value[2], 8 * ngx_pagesize);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
+                                          &ngx_http_upstream_mcig_module);
+    if (mcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (mcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcig_zone \"%V\" is already used", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    zone->mcf = mcf;
+    mcf->shm_zone->init = ngx_http_upstream_mcig_init_zone;
+    mcf->shm_zone->data = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_upstream_mcig_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mcf->pools, cf->pool, 4,
+                       sizeof(ngx_http_upstream_mcig_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return mcf;
+}
+
+
+static char *
+ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
+
+    ngx_str_t                            name;
+    ngx_uint_t                           i;
+    ngx_http_upstream_srv_conf_t       **uscfp;
+    ngx_http_upstream_main_conf_t       *umcf;
+    ngx_http_upstream_mcig_zone_t       *zone;
+    ngx_http_upstream_mcig_srv_conf_t   *pool;
+
+    umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
+    uscfp = umcf->upstreams.elts;
+
+    for (i = 0; i < umcf->upstreams.nelts; i++) {
+        if (uscfp[i]->srv_conf == NULL) {
+            continue;
+        }
+
+        pool = ngx_http_conf_upstream_srv_conf(uscfp[i],
+                                               ngx_http_upstream_mcig_module);
+
+        if (!pool->enabled
+            && (pool->max_in_flight != NGX_CONF_UNSET_UINT
+                || pool->request_timeout != NGX_CONF_UNSET_MSEC
+                || pool->objectives))
+        {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "mcig directives in upstream \"%V\" in %s:%ui "
+                          "need \"mcig_pool\" in that upstream",
+                          &uscfp[i]->host, uscfp[i]->file_name,
+                          uscfp[i]->line);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (mcf->pools.nelts == 0 || mcf->shm_zone) {
+        return NGX_CONF_OK;
+    }
+
+    /* a pool and no mcig_zone: the default zone */
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_str_set(&name, "mcig");
+
+    mcf->shm_zone = ngx_shared_memory_add(cf, &name,
+                                          NGX_HTTP_MCIG_DEFAULT_ZONE_SIZE,
+                                          &ngx_http_upstream_mcig_module);
+    if (mcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone->mcf = mcf;
+    mcf->shm_zone->init = ngx_http_upstream_mcig_init_zone;
+    mcf->shm_zone->data = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_srv_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->enabled = 0;
+     *     conf->objectives = NULL;
+     *     conf->members = NULL;
+     */
+
+    conf->max_in_flight = NGX_CONF_UNSET_UINT;
+    conf->request_timeout = NGX_CONF_UNSET_MSEC;
+
+    return conf;
+}
+
+
+static ngx_int_t
+ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle)
+{
+    ngx_pid_t                            pid;
+    ngx_uint_t                           i;
+    ngx_http_upstream_mcig_zone_t       *zone;
+    ngx_http_upstream_mcig_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return NGX_OK;
+    }
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return NGX_OK;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                              ngx_http_upstream_mcig_module);
+
+    if (mcf == NULL || mcf->shm_zone == NULL) {
+        return NGX_OK;
+    }
+
+    zone = mcf->shm_zone->data;
+    ngx_http_mcig_zone = zone;
+
+    mcig_rng_seed(&ngx_http_mcig_rng,
+                  ((uint64_t) ngx_pid << 32) ^ (uint64_t) ngx_time()
+                  ^ (uint64_t) ngx_current_msec);
+
+    /* a free slot, or the slot of an exited process, after repair */
+
+    for (i = 0; i < NGX_HTTP_MCIG_WORKER_SLOTS; i++) {
+        pid = (ngx_pid_t) zone->sh->worker_pid[i];
+
+        if (pid != 0 && !ngx_http_upstream_mcig_pid_exited(pid)) {
+            continue;
+        }
+
+        if (!ngx_atomic_cmp_set(&zone->sh->worker_pid[i],
+                                (ngx_atomic_uint_t) pid,
+                                (ngx_atomic_uint_t) ngx_pid))
+        {
+            continue;
+        }
+
+        if (pid != 0) {
+            ngx_http_upstream_mcig_release_slot(zone, i, cycle->log);
+        }
+
+        ngx_http_mcig_slot = i;
+        break;
+    }
+
+    if (ngx_http_mcig_slot < 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
+                      "mcig_zone \"%V\" has no free worker slot: if this "
+                      "worker dies, its in-flight counts stay high until "
+                      "a restart", &mcf->shm_zone->shm.name);
+    }
+
+    ngx_http_mcig_repair_conn.fd = (ngx_socket_t) -1;
+
+    ngx_http_mcig_repair_event.handler = ngx_http_upstream_mcig_repair_handler;
+    ngx_http_mcig_repair_event.data = &ngx_http_mcig_repair_conn;
+    ngx_http_mcig_repair_event.log = cycle->log;
+    ngx_http_mcig_repair_event.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_mcig_repair_event, NGX_HTTP_MCIG_REPAIR_INTERVAL);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_upstream_mcig_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_upstream_mcig_zone_t  *zone;
+
+    zone = ngx_http_mcig_zone;
+
+    if (zone == NULL || ngx_http_mcig_slot < 0) {
+        return;
+    }
+
+    /* requests cut by the exit never reach "free" */
+    ngx_http_upstream_mcig_release_slot(zone, ngx_http_mcig_slot, cycle->log);
+
+    zone->sh->worker_pid[ngx_http_mcig_slot] = 0;
+    ngx_http_mcig_slot = -1;
+}

@@ -1,0 +1,57 @@
+package Mcig;
+
+# Shared set-up of the Test::Nginx files: every block fails when the error
+# log holds an [alert] or [crit] line, and the common mock members.
+
+use strict;
+use warnings;
+use Test::Nginx::Socket ();
+
+# Test::Nginx 0.32 writes "http2 on;" for nginx >= 1.19.9, but that
+# directive exists from nginx 1.25.1 on; older ones take "listen ... http2".
+my $real_version = $Test::Nginx::Util::NginxVersion;
+
+Test::Nginx::Socket::add_block_preprocessor(sub {
+    my $block = shift;
+    my $nel = $block->no_error_log;
+
+    if (!defined $nel) {
+        $block->set_value('no_error_log', "[alert]\n[crit]");
+
+    } elsif (!ref $nel) {
+        $block->set_value('no_error_log', "$nel\n[alert]\n[crit]");
+    }
+
+    $Test::Nginx::Util::NginxVersion =
+        (defined $block->http2 && $real_version < 1.025001)
+        ? 1.019008 : $real_version;
+});
+
+# Members on 127.0.0.2 and 127.0.0.3 (same port as the test server):
+#   /v1/...       answers with the member's address
+#   /v1/slow...   holds the request for several seconds
+#   /echo-headers shows the gateway headers the member received
+our $members = <<'_EOC_';
+    server {
+        listen 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        listen 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        default_type text/plain;
+        client_max_body_size 16m;
+
+        location /v1/ {
+            return 200 "$server_addr\n";
+        }
+
+        location /v1/slow {
+            limit_rate 1;
+            limit_rate_after 0;
+            return 200 "$server_addr slowly";
+        }
+
+        location /echo-headers {
+            return 200 "objective=[$http_x_gateway_inference_objective] fairness=[$http_x_gateway_inference_fairness_id] other=[$http_x_other]\n";
+        }
+    }
+_EOC_
+
+1;
