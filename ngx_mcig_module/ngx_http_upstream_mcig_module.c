@@ -77,6 +77,8 @@ static void ngx_http_upstream_mcig_repair(ngx_log_t *log);
 
 static char *ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -87,11 +89,6 @@ static char *ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf,
 static void *ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle);
 static void ngx_http_upstream_mcig_exit_process(ngx_cycle_t *cycle);
-
-
-static ngx_conf_num_bounds_t  ngx_http_upstream_mcig_max_in_flight_bounds = {
-    ngx_conf_check_num_bounds, 1, 1000000
-};
 
 
 static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
@@ -112,10 +109,10 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
 
     { ngx_string("mcig_max_in_flight"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_num_slot,
+      ngx_http_upstream_mcig_max_in_flight,
       NGX_HTTP_SRV_CONF_OFFSET,
-      offsetof(ngx_http_upstream_mcig_srv_conf_t, max_in_flight),
-      &ngx_http_upstream_mcig_max_in_flight_bounds },
+      0,
+      NULL },
 
     { ngx_string("mcig_request_timeout"),
       NGX_HTTP_UPS_CONF|NGX_CONF_TAKE1,
@@ -895,6 +892,36 @@ ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     *p = pool;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (pool->max_in_flight != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n < 1 || n > 1000000) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid mcig_max_in_flight \"%V\": a number from "
+                           "1 to 1000000 is expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    pool->max_in_flight = n;
 
     return NGX_CONF_OK;
 }

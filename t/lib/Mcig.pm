@@ -48,10 +48,32 @@ our $members = <<'_EOC_';
             return 200 "$server_addr slowly";
         }
 
+        location /v1/stream {
+            limit_rate_after 300;
+            limit_rate 1;
+            return 200 "$server_addr streaming ................................................................................................................................................................................................................................................................................................................................................................";
+        }
+
         location /echo-headers {
             return 200 "objective=[$http_x_gateway_inference_objective] fairness=[$http_x_gateway_inference_fairness_id] other=[$http_x_other]\n";
         }
     }
 _EOC_
+
+# Puts n requests for path in flight from other client connections, as
+# background curl processes that give up after secs seconds; returns once
+# the gateway has dispatched them.
+sub hold {
+    my ($path, $n, $secs) = @_;
+    my $port = $Test::Nginx::Util::ServerPortForClient;
+
+    for (1 .. $n) {
+        system("curl -s -o /dev/null -m $secs "
+               . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+        select(undef, undef, undef, 0.2);
+    }
+
+    select(undef, undef, undef, 0.3);
+}
 
 1;

@@ -1,0 +1,104 @@
+# Balancing by in-flight load: the member with the lowest in-flight /
+# capacity ratio gets the request.  Members are kept busy by requests held
+# from other connections.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: requests avoid the member with a request in flight
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+    }
+
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" --><!--# include virtual="/v1/c" wait="yes" --><!--# include virtual="/v1/d" wait="yes" --><!--# include virtual="/v1/e" wait="yes" --><!--# include virtual="/v1/f" wait="yes" -->';
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 4);
+--- request
+GET /t
+--- response_body_like: ^(127\.0\.0\.[23])\n(\1\n){5}$
+
+
+
+=== TEST 2: weights scale a member's capacity
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT weight=2;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+    }
+
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" --><!--# include virtual="/v1/c" wait="yes" --><!--# include virtual="/v1/d" wait="yes" -->';
+    }
+--- init
+Mcig::hold("/v1/slow", 2, 4);
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.2
+127.0.0.2
+127.0.0.2
+
+
+
+=== TEST 3: with keepalive after mcig_pool
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        keepalive 8;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+    }
+
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" --><!--# include virtual="/v1/c" wait="yes" --><!--# include virtual="/v1/d" wait="yes" -->';
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 4);
+--- request
+GET /t
+--- response_body_like: ^(127\.0\.0\.[23])\n(\1\n){3}$
+--- error_log
+get keepalive peer
+--- log_level: debug

@@ -1,0 +1,81 @@
+# Several worker processes share one in-flight count per member: requests
+# handled by any worker avoid a member that another worker keeps busy.
+
+BEGIN {
+    $ENV{TEST_NGINX_REUSE_PORT} = 1;
+}
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+master_on();
+workers(2);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: every worker sees the in-flight request of the other
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+
+    # a relay: each include below is a new connection, which reuseport
+    # hands to either worker
+    server {
+        listen 127.0.0.4:$TEST_NGINX_SERVER_PORT reuseport;
+
+        location = /p {
+            ssi on;
+            ssi_types *;
+            default_type text/plain;
+            return 200 '<!--# echo var="pid" -->@<!--# include virtual="/v1/fast" -->';
+        }
+
+        location /v1/ {
+            proxy_pass http://llama;
+        }
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+    }
+
+    location = /relay {
+        proxy_pass http://127.0.0.4:$TEST_NGINX_SERVER_PORT/p;
+    }
+
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" --><!--# include virtual="/relay" wait="yes" -->';
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 5);
+--- request
+GET /t
+--- response_body_filters eval
+sub {
+    my $body = shift;
+    my (%pids, %members);
+
+    while ($body =~ /(\d+)@(127\.0\.0\.\d)/g) {
+        $pids{$1} = 1;
+        $members{$2}++;
+    }
+
+    # all 16 on one member, from at least two worker processes
+    return join(" ", "members=" . scalar(keys %members),
+                "requests=" . join(",", values %members),
+                "workers=" . (keys %pids >= 2 ? "many" : "one")) . "\n";
+}
+--- response_body
+members=1 requests=16 workers=many
+--- timeout: 10

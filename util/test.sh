@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Runs every test of ngx_mcig_module: installs what is missing, builds the
+# module, runs the core's unit tests (cmocka, under ASan+UBSan) and the
+# Test::Nginx suite against the installed nginx.  Ends with one line
+# "N passed, N failed"; exits non-zero on any failure.
+#
+#   util/test.sh              everything
+#   util/test.sh t/003*.t     only these Test::Nginx files (after unit tests)
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+bash util/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+bash util/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+
+# --- core unit tests ---------------------------------------------------
+
+core_srcs=(ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_pick.c
+           ngx_mcig_module/mcig_json.c)
+mkdir -p build/unit
+
+for src in t/unit/test_*.c; do
+    name=$(basename "$src" .c)
+    bin="build/unit/$name"
+
+    if ! gcc -std=gnu99 -g -O1 -Wall -Wextra -Werror \
+            -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer -Ingx_mcig_module \
+            -o "$bin" "$src" "${core_srcs[@]}" -lcmocka; then
+        echo "unit: $name does not compile"
+        failed=$((failed + 1))
+        continue
+    fi
+
+    out=$("$bin" 2>&1)
+    rc=$?
+    echo "$out" | grep -E '^\[  (PASSED|FAILED)|^\[  ERROR|ERROR:|runtime error' || true
+    n_ok=$(echo "$out" | grep -c '^\[       OK \]')
+    n_bad=$(echo "$out" | grep -c '^\[  FAILED  \] [a-z_]')
+    passed=$((passed + n_ok))
+    failed=$((failed + n_bad))
+
+    if [ "$rc" != 0 ] && [ "$n_bad" = 0 ]; then
+        echo "unit: $name exited with status $rc"
+        failed=$((failed + 1))
+    fi
+done
+
+# --- Test::Nginx suite -------------------------------------------------
+
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
+export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$root/build/ngx_mcig_module.so}
+
+files=("$@")
+if [ "${#files[@]}" = 0 ]; then
+    mapfile -t files < <(ls t/*.t)
+fi
+
+counts_file=$(mktemp)
+MCIG_COUNTS="$counts_file" perl -MTAP::Harness -e '
+    my $h = TAP::Harness->new({ verbosity => 0, lib => ["t/lib"] });
+    my $agg = $h->runtests(@ARGV);
+    open(my $f, ">", $ENV{MCIG_COUNTS}) or die;
+    # a file that dies without a failed assertion still counts as a failure
+    my $bad = scalar($agg->failed) + scalar($agg->parse_errors)
+              + scalar(grep { ($agg->parsers($_))[0]->exit } $agg->descriptions);
+    printf $f "%d %d\n", scalar($agg->passed), $bad;
+' "${files[@]}"
+read -r t_ok t_bad < "$counts_file" || true
+rm -f "$counts_file"
+passed=$((passed + ${t_ok:-0}))
+failed=$((failed + ${t_bad:-1}))
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
