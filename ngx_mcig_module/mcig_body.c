@@ -156,6 +156,31 @@ emit_escaped(mcig_body_scan_t *s, uint32_t cp)
 }
 
 
+/*
+ * Skips the inside of a string whose contents do not matter, up to the
+ * closing quote, a control byte (invalid) or an escape that cannot be
+ * checked here (\u, or one cut by the end of the buffer).  Two-byte escapes
+ * are checked and skipped in place: chat bodies have one every few dozen
+ * bytes, and leaving the loop for each costs more than the loop itself.
+ */
+
+#if defined(__SSE2__)
+
+/* 0xff in each lane holding '"', '\\' or a byte below 0x20 */
+static inline __m128i
+special_bytes(__m128i v, __m128i quote, __m128i bslash, __m128i ctl)
+{
+    __m128i  m;
+
+    m = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
+
+    /* unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f */
+    return _mm_or_si128(m, _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+}
+
+#endif
+
+
 static const uint8_t *
 skip_plain(const uint8_t *p, const uint8_t *end)
 {
@@ -163,30 +188,49 @@ skip_plain(const uint8_t *p, const uint8_t *end)
     const __m128i  quote = _mm_set1_epi8('"');
     const __m128i  bslash = _mm_set1_epi8('\\');
     const __m128i  ctl = _mm_set1_epi8(0x1f);
-
-    while (end - p >= 16) {
-        __m128i  v, m;
-        int      mask;
-
-        v = _mm_loadu_si128((const __m128i *) p);
-        m = _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash));
-        /* unsigned v <= 0x1f exactly when max(v, 0x1f) == 0x1f */
-        m = _mm_or_si128(m, _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
-        mask = _mm_movemask_epi8(m);
-
-        if (mask) {
-            return p + __builtin_ctz((unsigned) mask);
-        }
-
-        p += 16;
-    }
 #endif
 
-    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) {
-        p++;
-    }
+    for ( ;; ) {
 
-    return p;
+#if defined(__SSE2__)
+        while (end - p >= 16) {
+            __m128i  v, m;
+            int      mask;
+
+            v = _mm_loadu_si128((const __m128i *) p);
+            m = special_bytes(v, quote, bslash, ctl);
+            mask = _mm_movemask_epi8(m);
+
+            if (mask) {
+                p += __builtin_ctz((unsigned) mask);
+                goto special;
+            }
+
+            p += 16;
+        }
+#endif
+
+        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20) {
+            p++;
+        }
+
+#if defined(__SSE2__)
+    special:
+#endif
+
+        if (p + 1 >= end || *p != '\\') {
+            return p;
+        }
+
+        switch (p[1]) {
+        case '"': case '\\': case '/': case 'b':
+        case 'f': case 'n': case 'r': case 't':
+            p += 2;
+            continue;
+        }
+
+        return p;
+    }
 }
 
 

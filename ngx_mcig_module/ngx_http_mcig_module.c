@@ -199,6 +199,8 @@ ngx_http_mcig_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    /* known now for a static proxy_pass; else when the upstream starts */
+    ctx->pool = ngx_http_mcig_location_pool(r);
     ctx->phase_status = NGX_DECLINED;
 
     if (!ngx_http_mcig_has_json_body(r)) {

@@ -97,3 +97,27 @@ x-gateway-inference-objective: food-review
 --- error_code: 200
 --- error_log eval
 qr/mcig-log model=food-review-1 objective=food-review priority=10 pool=llama endpoint=127\.0\.0\.2:\d+ error=-?$/
+
+
+
+=== TEST 4: a refused body is logged with its pool
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+
+    log_format mcig 'mcig-log status=$status pool=$mcig_pool error=$mcig_error';
+_EOC_
+--- config
+    location /v1/ {
+        access_log logs/error.log mcig;
+        proxy_pass http://llama;
+    }
+--- request
+POST /v1/completions
+{"prompt":"no model"}
+--- error_code: 400
+--- error_log
+mcig-log status=400 pool=llama error=model_missing

@@ -72,10 +72,41 @@ sub {
     }
 
     # all 16 on one member, from at least two worker processes
-    return join(" ", "members=" . scalar(keys %members),
-                "requests=" . join(",", values %members),
+    return CORE::join(" ", "members=" . scalar(keys %members),
+                "requests=" . CORE::join(",", values %members),
                 "workers=" . (keys %pids >= 2 ? "many" : "one")) . "\n";
 }
 --- response_body
 members=1 requests=16 workers=many
+--- timeout: 10
+
+
+
+=== TEST 2: a worker killed with requests in flight does not leave them counted
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_max_in_flight 1;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 8);
+Mcig::kill_workers();
+select(undef, undef, undef, 2.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- more_headers
+x-gateway-inference-objective: batch
+--- error_code: 200
+--- error_log
+released 1 in-flight requests left by an exited worker process
+--- mcig_expect_alert
 --- timeout: 10

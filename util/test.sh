@@ -19,8 +19,7 @@ failed=0
 
 # --- core unit tests ---------------------------------------------------
 
-core_srcs=(ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_pick.c
-           ngx_mcig_module/mcig_json.c)
+core_srcs=(ngx_mcig_module/mcig_*.c)
 mkdir -p build/unit
 
 for src in t/unit/test_*.c; do
@@ -30,7 +29,7 @@ for src in t/unit/test_*.c; do
     if ! gcc -std=gnu99 -g -O1 -Wall -Wextra -Werror \
             -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer -Ingx_mcig_module \
-            -o "$bin" "$src" "${core_srcs[@]}" -lcmocka; then
+            -o "$bin" "$src" "${core_srcs[@]}" -lcmocka -lm; then
         echo "unit: $name does not compile"
         failed=$((failed + 1))
         continue

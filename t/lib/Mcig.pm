@@ -1,7 +1,8 @@
 package Mcig;
 
 # Shared set-up of the Test::Nginx files: every block fails when the error
-# log holds an [alert] or [crit] line, and the common mock members.
+# log holds an [alert] or [crit] line; mock members; helpers that put
+# requests in flight from other connections and kill workers.
 
 use strict;
 use warnings;
@@ -15,11 +16,15 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
     my $nel = $block->no_error_log;
 
+    # a block that kills workers on purpose expects nginx's [alert]
+    my $bad = defined $block->mcig_expect_alert ? "[crit]"
+                                                : "[alert]\n[crit]";
+
     if (!defined $nel) {
-        $block->set_value('no_error_log', "[alert]\n[crit]");
+        $block->set_value('no_error_log', $bad);
 
     } elsif (!ref $nel) {
-        $block->set_value('no_error_log', "$nel\n[alert]\n[crit]");
+        $block->set_value('no_error_log', "$nel\n$bad");
     }
 
     $Test::Nginx::Util::NginxVersion =
@@ -30,6 +35,7 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
 # Members on 127.0.0.2 and 127.0.0.3 (same port as the test server):
 #   /v1/...       answers with the member's address
 #   /v1/slow...   holds the request for several seconds
+#   /v1/stream    sends its header and a little, then the rest slowly
 #   /echo-headers shows the gateway headers the member received
 our $members = <<'_EOC_';
     server {
@@ -74,6 +80,17 @@ sub hold {
     }
 
     select(undef, undef, undef, 0.3);
+}
+
+# Kills every worker process of the test server with SIGKILL.
+sub kill_workers {
+    my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
+
+    open(my $fh, "<", $pidfile) or die "cannot read $pidfile: $!";
+    chomp(my $master = <$fh>);
+    close $fh;
+
+    system("pkill -KILL -P $master");
 }
 
 1;

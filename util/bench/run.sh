@@ -55,10 +55,9 @@ if [ "$mode" = scanner ]; then
             echo "$line" >&2
             eval "$(echo "$line" | tr ' ' '\n' | grep -E '^(body_bytes|GB_per_s|us_per_scan)=')"
             echo "| chat | $body_bytes | $GB_per_s | $us_per_scan |"
-            last_gbps=$GB_per_s
         done
     } | tee "$out/results.md"
-    echo "RESULT scanner_1mb_gb_per_s=$last_gbps"
+    echo "RESULT scanner_1mb_gb_per_s=$(tail -1 "$out/results.md" | cut -d'|' -f4 | tr -d ' ')"
     exit 0
 fi
 
