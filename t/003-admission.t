@@ -14,7 +14,7 @@ __DATA__
 === TEST 1: saturated pool: a sheddable request is refused with 429
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream saturated_a {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -25,7 +25,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://saturated_a;
         add_header X-Priority "$mcig_priority" always;
     }
 --- init
@@ -41,16 +41,16 @@ Retry-After: 1
 Content-Type: application/json
 X-Priority: -1
 --- response_body
-{"error":{"message":"pool \"llama\" is saturated, sheddable request dropped","type":"rate_limit_error","param":null,"code":"pool_saturated"}}
+{"error":{"message":"pool \"saturated_a\" is saturated, sheddable request dropped","type":"rate_limit_error","param":null,"code":"pool_saturated"}}
 --- error_log
-mcig: pool "llama" is saturated, shed a request of priority -1
+mcig: pool "saturated_a" is saturated, shed a request of priority -1
 
 
 
 === TEST 2: saturated pool: priority >= 0 still goes to a member
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream saturated_b {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -61,7 +61,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://saturated_b;
     }
 --- init
 Mcig::hold("/v1/slow", 2, 4);
@@ -80,7 +80,7 @@ Mcig::hold("/v1/slow", 2, 4);
 === TEST 3: a pool with room serves sheddable requests
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream with_room {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -90,7 +90,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://with_room;
     }
 --- init
 Mcig::hold("/v1/slow", 2, 4);

@@ -14,7 +14,7 @@ __DATA__
 === TEST 1: requests avoid the member with a request in flight
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream busy_member {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -22,7 +22,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://busy_member;
     }
 
     location = /t {
@@ -42,7 +42,7 @@ GET /t
 === TEST 2: weights scale a member's capacity
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream weighted {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT weight=2;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -50,7 +50,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://weighted;
     }
 
     location = /t {
@@ -74,7 +74,7 @@ GET /t
 === TEST 3: with keepalive after mcig_pool
 --- http_config eval
 $Mcig::members . <<'_EOC_';
-    upstream llama {
+    upstream with_keepalive {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -83,7 +83,7 @@ $Mcig::members . <<'_EOC_';
 _EOC_
 --- config
     location /v1/ {
-        proxy_pass http://llama;
+        proxy_pass http://with_keepalive;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
     }

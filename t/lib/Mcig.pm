@@ -82,15 +82,25 @@ sub hold {
     select(undef, undef, undef, 0.3);
 }
 
-# Kills every worker process of the test server with SIGKILL.
-sub kill_workers {
+sub master_pid {
     my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
 
     open(my $fh, "<", $pidfile) or die "cannot read $pidfile: $!";
     chomp(my $master = <$fh>);
     close $fh;
 
-    system("pkill -KILL -P $master");
+    return $master;
+}
+
+# Kills every worker process of the test server with SIGKILL.
+sub kill_workers {
+    system("pkill -KILL -P " . master_pid());
+}
+
+# Reloads the test server's configuration, as "nginx -s reload" does.
+sub reload {
+    kill 'HUP', master_pid();
+    select(undef, undef, undef, 1.0);
 }
 
 1;

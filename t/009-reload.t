@@ -1,0 +1,41 @@
+# "nginx -s reload" keeps the members' shared state when the pool is
+# unchanged: requests still in flight in the old workers stay counted.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+master_on();
+workers(1);
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: in-flight counts survive a reload
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream kept_over_reload {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_max_in_flight 1;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://kept_over_reload;
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 6);
+Mcig::reload();
+--- request
+POST /v1/completions
+{"model":"m"}
+--- more_headers
+x-gateway-inference-objective: batch
+--- error_code: 429
+--- response_body_like: "code":"pool_saturated"
+--- error_log
+reconfiguring
+--- timeout: 10
