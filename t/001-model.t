@@ -233,7 +233,7 @@ _EOC_
 --- request eval
 "POST /v1/chat/completions\n"
 . '{"messages":[{"role":"user","content":"'
-. ("What is the best pizza in the world? \\n" x 100_000)
+. ("What is the best pizza in the world? \\n" x 110_000)
 . '"}],"model":"big-body"}'
 --- response_headers
 X-Model: big-body
