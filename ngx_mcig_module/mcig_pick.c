@@ -96,3 +96,24 @@ mcig_pick_saturated(const mcig_pick_t *p)
 {
     return p->offered > 0 && p->with_room == 0;
 }
+
+
+uint32_t
+mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running, uint32_t waiting,
+    uint32_t dispatched, uint32_t capacity)
+{
+    uint64_t  held, share, load;
+
+    held = (uint64_t) running + waiting;
+
+    if (held && kv_ppm) {
+        share = kv_ppm / held;
+
+    } else {
+        share = 1000000 / (capacity ? capacity : 1);
+    }
+
+    load = kv_ppm + share * dispatched;
+
+    return (load > 0xffffffffULL) ? 0xffffffffU : (uint32_t) load;
+}

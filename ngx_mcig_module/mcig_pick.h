@@ -41,5 +41,16 @@ void mcig_pick_offer(mcig_pick_t *p, int index, uint32_t in_flight,
 /* every offered member is at or over its capacity */
 int mcig_pick_saturated(const mcig_pick_t *p);
 
+/*
+ * A member's load from its scraped KV-cache usage, in parts per million
+ * of its cache.  Requests this gateway sent since the scrape are not in
+ * the figure yet: each is counted as the cache share of one request the
+ * server already holds (usage / (running + waiting)), or as 1/capacity of
+ * the cache when the server holds none, so that a burst does not herd onto
+ * the member that looked emptiest.
+ */
+uint32_t mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running,
+    uint32_t waiting, uint32_t dispatched, uint32_t capacity);
+
 
 #endif /* MCIG_PICK_H */

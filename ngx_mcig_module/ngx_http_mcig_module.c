@@ -512,6 +512,7 @@ ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
 
     ctx->error = error;
     ctx->error_code = code;
+    ctx->keepalive = r->keepalive;
 
     p = ngx_pnalloc(r->pool, NGX_MAX_ERROR_STR);
     if (p == NULL) {
@@ -611,6 +612,15 @@ ngx_http_mcig_header_filter(ngx_http_request_t *r)
 
     kind = &ngx_http_mcig_error_kinds[ctx->error];
     status = kind->status ? kind->status : (ngx_uint_t) r->err_status;
+
+    if (kind->status) {
+        /*
+         * nginx closes the connection after a 400 or a 500, the status
+         * admission goes through; the module's refusals come after the
+         * whole body was read, so the connection can be kept
+         */
+        r->keepalive = ctx->keepalive;
+    }
 
     r->err_status = status;
     r->headers_out.status = status;

@@ -18,6 +18,7 @@
 
 #include "mcig_body.h"
 #include "mcig_pick.h"
+#include "mcig_prom.h"
 
 
 /*
@@ -46,6 +47,26 @@ typedef struct {
     ngx_atomic_t                    requests;
     ngx_atomic_t                    failures;
 
+    /*
+     * Load signals from the member's /metrics, written only by the worker
+     * holding the scrape lease; readers retry while metrics_seq is odd or
+     * changes under them.  metrics_msec is 0 until the first good scrape.
+     */
+    ngx_atomic_t                    metrics_seq;
+    uint32_t                        kv_ppm;
+    uint32_t                        waiting;
+    uint32_t                        running;
+    ngx_msec_t                      metrics_msec;
+    ngx_atomic_t                    dispatched;   /* since the last scrape */
+    ngx_atomic_t                    scrapes;
+    ngx_atomic_t                    scrape_errors;
+
+    /* health: active checks and passive failures, consecutive counts */
+    ngx_atomic_t                    unhealthy;
+    ngx_atomic_t                    health_oks;
+    ngx_atomic_t                    health_fails;
+    ngx_msec_t                      health_checked;
+
     /* this member's in-flight requests per worker slot, for repair */
     uint32_t                        in_flight_by_worker[
                                         NGX_HTTP_MCIG_WORKER_SLOTS];
@@ -57,6 +78,10 @@ typedef struct {
     ngx_rbtree_t                    rbtree;
     ngx_rbtree_node_t               sentinel;
     ngx_queue_t                     members;
+
+    /* the worker that scrapes, until when (ngx_current_msec) */
+    ngx_atomic_t                    scrape_owner;
+    ngx_atomic_t                    scrape_until;
 
     /* pid owning each worker slot; 0 when free */
     ngx_atomic_t                    worker_pid[NGX_HTTP_MCIG_WORKER_SLOTS];
@@ -72,6 +97,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                       name;     /* as nginx prints the peer */
     ngx_str_t                       key;
+    ngx_str_t                       metrics_url;  /* NUL-terminated */
+    ngx_str_t                       health_url;   /* NUL-terminated */
     ngx_uint_t                      capacity; /* max in flight x weight */
     ngx_http_mcig_member_node_t    *node;     /* set when the zone starts */
 } ngx_http_mcig_member_t;
@@ -83,12 +110,39 @@ typedef struct {
 } ngx_http_mcig_objective_t;
 
 
+#define NGX_HTTP_MCIG_IN_FLIGHT         0
+#define NGX_HTTP_MCIG_CUSTOM_METRICS    1
+
+
 /* an upstream {} with mcig_pool: an InferencePool */
 typedef struct {
     ngx_flag_t                      enabled;
     ngx_uint_t                      max_in_flight;
     ngx_msec_t                      request_timeout;
     ngx_array_t                    *objectives;   /* objective_t */
+
+    /* mcig_balancing_mode */
+    ngx_uint_t                      mode;
+    ngx_uint_t                      max_utilization;  /* percent */
+    ngx_flag_t                      dry_run;
+
+    /* mcig_metrics: scraping the members' /metrics */
+    mcig_prom_set_t                *metrics;      /* NULL: no scraping */
+    ngx_uint_t                      metrics_port; /* 0: the member's */
+    ngx_str_t                       metrics_path;
+    ngx_msec_t                      metrics_interval;
+    ngx_msec_t                      metrics_timeout;
+    ngx_msec_t                      metrics_stale;
+    size_t                          metrics_max_size;
+
+    /* mcig_health_check (HealthCheckPolicy) */
+    ngx_flag_t                      health;
+    ngx_uint_t                      health_port;
+    ngx_str_t                       health_path;
+    ngx_msec_t                      health_interval;
+    ngx_msec_t                      health_timeout;
+    ngx_uint_t                      healthy_threshold;
+    ngx_uint_t                      unhealthy_threshold;
 
     ngx_http_upstream_srv_conf_t   *upstream;
     ngx_http_mcig_member_t         *members;      /* in peer order */
@@ -117,12 +171,29 @@ typedef struct {
     ngx_int_t                       phase_status;
 
     unsigned                        scanning:1;
+    unsigned                        keepalive:1;  /* before any error */
     unsigned                        body_sent:1;
     unsigned                        deadline_expired:1;
 
     mcig_body_scan_t                scan;
 } ngx_http_mcig_ctx_t;
 
+
+typedef struct {
+    uint32_t                        kv_ppm;
+    uint32_t                        waiting;
+    uint32_t                        running;
+    ngx_msec_t                      age;
+} ngx_http_mcig_metrics_t;
+
+
+ngx_int_t ngx_http_mcig_scrape_init_process(ngx_cycle_t *cycle,
+    ngx_array_t *pools, ngx_http_mcig_shctx_t *sh);
+void ngx_http_mcig_scrape_exit_process(ngx_cycle_t *cycle);
+void ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason);
+ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
 
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);

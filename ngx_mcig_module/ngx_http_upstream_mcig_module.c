@@ -22,6 +22,9 @@
 /* how often each worker looks for exited workers' in-flight counts */
 #define NGX_HTTP_MCIG_REPAIR_INTERVAL    1000
 
+/* waiting requests past which a member has no good capacity (EPP's) */
+#define NGX_HTTP_MCIG_QUEUE_LIMIT        5
+
 
 typedef struct {
     ngx_shm_zone_t                     *shm_zone;
@@ -79,6 +82,15 @@ static char *ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_metrics(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_health_check(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_upstream_rr_peer_t *peer,
+    ngx_uint_t port, ngx_str_t *path, ngx_str_t *url);
 static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -119,6 +131,27 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_SRV_CONF_OFFSET,
       offsetof(ngx_http_upstream_mcig_srv_conf_t, request_timeout),
+      NULL },
+
+    { ngx_string("mcig_metrics"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
+      ngx_http_upstream_mcig_metrics,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_health_check"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
+      ngx_http_upstream_mcig_health_check,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_balancing_mode"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
+      ngx_http_upstream_mcig_balancing_mode,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("mcig_objective"),
@@ -189,6 +222,16 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     /* upstream blocks are not merged: defaults are set here */
     ngx_conf_init_uint_value(pool->max_in_flight, 256);
     ngx_conf_init_msec_value(pool->request_timeout, 30000);
+    ngx_conf_init_uint_value(pool->mode, NGX_HTTP_MCIG_IN_FLIGHT);
+    ngx_conf_init_uint_value(pool->max_utilization, 80);
+
+    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && pool->metrics == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"mcig_balancing_mode custom_metrics\" needs "
+                      "\"mcig_metrics\" in upstream \"%V\" in %s:%ui",
+                      &us->host, us->file_name, us->line);
+        return NGX_ERROR;
+    }
 
     /*
      * server lines before mcig_pool were parsed with the flags of round
@@ -238,6 +281,26 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         p = ngx_cpymem(m->key.data, us->host.data, us->host.len);
         *p++ = ' ';
         ngx_memcpy(p, peer->name.data, peer->name.len);
+
+        if (pool->metrics
+            && ngx_http_upstream_mcig_member_url(cf, pool, peer,
+                                                 pool->metrics_port,
+                                                 &pool->metrics_path,
+                                                 &m->metrics_url)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (pool->health
+            && ngx_http_upstream_mcig_member_url(cf, pool, peer,
+                                                 pool->health_port,
+                                                 &pool->health_path,
+                                                 &m->health_url)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     return NGX_OK;
@@ -365,7 +428,8 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     if (pick.best < 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "mcig: no member of pool \"%V\" can take requests: "
-                      "all are down or failed", &pd->pool->upstream->host);
+                      "all are down, failed or unhealthy",
+                      &pd->pool->upstream->host);
 
         ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_NO_MEMBER,
                                 "no_member_available",
@@ -457,6 +521,7 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     (void) ngx_atomic_fetch_add(&member->node->in_flight, 1);
     (void) ngx_atomic_fetch_add(&member->node->requests, 1);
+    (void) ngx_atomic_fetch_add(&member->node->dispatched, 1);
 
     if (ngx_http_mcig_slot >= 0) {
         member->node->in_flight_by_worker[ngx_http_mcig_slot]++;
@@ -495,6 +560,15 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
 
         if (state & NGX_PEER_FAILED) {
             (void) ngx_atomic_fetch_add(&node->failures, 1);
+
+            if (pd->pool->health) {
+                ngx_http_mcig_health_event(pd->pool, pd->member, 0,
+                                           "requests to it failed");
+            }
+
+        } else if (node->health_fails) {
+            /* consecutive failures only */
+            node->health_fails = 0;
         }
 
         pd->member = NULL;
@@ -521,28 +595,41 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     mcig_pick_t *pick, ngx_uint_t skip_tried)
 {
     time_t                         now;
-    uintptr_t                      m;
-    ngx_uint_t                     i, n;
+    uint32_t                       load, target;
+    uintptr_t                      bit;
+    ngx_uint_t                     i, n, custom;
     ngx_atomic_int_t               in_flight;
     ngx_http_mcig_member_t        *member;
+    ngx_http_mcig_metrics_t        m;
     ngx_http_upstream_rr_peer_t   *peer;
     ngx_http_upstream_rr_peers_t  *peers;
 
     now = ngx_time();
     peers = pd->rrp.peers;
 
+    /* in dry run the metrics are scraped and reported, not balanced on */
+    custom = pd->pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
+             && !pd->pool->dry_run;
+    target = (uint32_t) pd->pool->max_utilization * 10000;
+
     for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
 
         if (skip_tried) {
             n = i / (8 * sizeof(uintptr_t));
-            m = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
+            bit = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
 
-            if (pd->rrp.tried[n] & m) {
+            if (pd->rrp.tried[n] & bit) {
                 continue;
             }
         }
 
         if (peer->down) {
+            continue;
+        }
+
+        member = &pd->pool->members[i];
+
+        if (member->node->unhealthy) {
             continue;
         }
 
@@ -558,7 +645,23 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        member = &pd->pool->members[i];
+        if (custom
+            && ngx_http_mcig_read_metrics(pd->pool, member, &m) == NGX_OK)
+        {
+            load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
+                                         (uint32_t) member->node->dispatched,
+                                         (uint32_t) member->capacity);
+
+            /* a queue as long as the EPP's limit is full whatever the KV */
+            if (m.waiting > NGX_HTTP_MCIG_QUEUE_LIMIT) {
+                load = ngx_max(load, target);
+            }
+
+            mcig_pick_offer(pick, (int) i, load, target);
+            continue;
+        }
+
+        /* no fresh metrics: the in-flight count stands in */
         in_flight = (ngx_atomic_int_t) member->node->in_flight;
 
         mcig_pick_offer(pick, (int) i,
@@ -897,6 +1000,367 @@ ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* http://address:port/path of a member's metrics or health, for libcurl */
+
+static ngx_int_t
+ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_upstream_rr_peer_t *peer,
+    ngx_uint_t port, ngx_str_t *path, ngx_str_t *url)
+{
+    u_char            *p;
+    size_t             len;
+    ngx_sockaddr_t     sa;
+
+    if (peer->socklen > sizeof(ngx_sockaddr_t)
+        || (peer->sockaddr->sa_family != AF_INET
+#if (NGX_HAVE_INET6)
+            && peer->sockaddr->sa_family != AF_INET6
+#endif
+           ))
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "mcig_metrics and mcig_health_check need TCP "
+                      "members, not %V, in pool "
+                      "\"%V\"", &peer->name, &pool->upstream->host);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(&sa, peer->sockaddr, peer->socklen);
+
+    if (port) {
+        ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
+    }
+
+    len = sizeof("http://") - 1 + NGX_SOCKADDR_STRLEN + path->len + 1;
+
+    url->data = ngx_pnalloc(cf->pool, len);
+    if (url->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(url->data, "http://", sizeof("http://") - 1);
+    p += ngx_sock_ntop(&sa.sockaddr, peer->socklen, p, NGX_SOCKADDR_STRLEN,
+                       1);
+    p = ngx_cpymem(p, path->data, path->len);
+    *p = '\0';
+
+    url->len = p - url->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * mcig_metrics [engine=vllm|sglang|trtllm] [port=number] [path=/metrics]
+ *     [interval=50ms] [timeout=1s] [stale=200ms] [max_size=1m];
+ */
+
+static char *
+ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ssize_t                    size;
+    ngx_int_t                  n;
+    ngx_str_t                 *value, s;
+    ngx_msec_t                *msec;
+    ngx_uint_t                 i;
+    const mcig_prom_preset_t  *preset;
+
+    if (pool->metrics) {
+        return "is duplicate";
+    }
+
+    pool->metrics = ngx_pcalloc(cf->pool, sizeof(mcig_prom_set_t));
+    if (pool->metrics == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    preset = mcig_prom_preset(MCIG_PROM_VLLM);
+    ngx_str_set(&pool->metrics_path, "/metrics");
+    pool->metrics_interval = 50;
+    pool->metrics_timeout = 1000;
+    pool->metrics_stale = 200;
+    pool->metrics_max_size = 1024 * 1024;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strcmp(value[i].data, "engine=vllm") == 0) {
+            preset = mcig_prom_preset(MCIG_PROM_VLLM);
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "engine=sglang") == 0) {
+            preset = mcig_prom_preset(MCIG_PROM_SGLANG);
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "engine=trtllm") == 0) {
+            preset = mcig_prom_preset(MCIG_PROM_TRTLLM);
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "port=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 1 || n > 65535) {
+                goto invalid;
+            }
+
+            pool->metrics_port = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "path=", 5) == 0) {
+            if (value[i].len < 6 || value[i].data[5] != '/') {
+                goto invalid;
+            }
+
+            pool->metrics_path.data = value[i].data + 5;
+            pool->metrics_path.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+            size = ngx_parse_size(&s);
+            if (size < 1024) {
+                goto invalid;
+            }
+
+            pool->metrics_max_size = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
+            msec = &pool->metrics_interval;
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            msec = &pool->metrics_timeout;
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+        } else if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
+            msec = &pool->metrics_stale;
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+        } else {
+            goto invalid;
+        }
+
+        *msec = ngx_parse_time(&s, 0);
+        if (*msec == (ngx_msec_t) NGX_ERROR || *msec == 0) {
+            goto invalid;
+        }
+    }
+
+    mcig_prom_set_init(pool->metrics, 0);
+
+    if (mcig_prom_set_preset(pool->metrics, preset) != MCIG_PROM_SPEC_OK) {
+        return "could not take the engine's metrics";
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of mcig_metrics: expected "
+                       "engine=vllm|sglang|trtllm, port=1..65535, path=/..., "
+                       "interval=, timeout=, stale= (a time over 0) or "
+                       "max_size= (at least 1k)", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/*
+ * mcig_health_check [path=/health] [port=number] [interval=5s]
+ *     [timeout=5s] [healthy=2] [unhealthy=2];
+ * the defaults of GCP health checks, as the GKE guide's HealthCheckPolicy
+ */
+
+static char *
+ngx_http_upstream_mcig_health_check(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, s;
+    ngx_uint_t   i, *threshold;
+    ngx_msec_t  *msec;
+
+    if (pool->health) {
+        return "is duplicate";
+    }
+
+    pool->health = 1;
+    ngx_str_set(&pool->health_path, "/health");
+    pool->health_interval = 5000;
+    pool->health_timeout = 5000;
+    pool->healthy_threshold = 2;
+    pool->unhealthy_threshold = 2;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "path=", 5) == 0) {
+            if (value[i].len < 6 || value[i].data[5] != '/') {
+                goto invalid;
+            }
+
+            pool->health_path.data = value[i].data + 5;
+            pool->health_path.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "port=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n < 1 || n > 65535) {
+                goto invalid;
+            }
+
+            pool->health_port = n;
+            continue;
+        }
+
+        threshold = NULL;
+
+        if (ngx_strncmp(value[i].data, "healthy=", 8) == 0) {
+            threshold = &pool->healthy_threshold;
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+        } else if (ngx_strncmp(value[i].data, "unhealthy=", 10) == 0) {
+            threshold = &pool->unhealthy_threshold;
+            s.data = value[i].data + 10;
+            s.len = value[i].len - 10;
+        }
+
+        if (threshold) {
+            n = ngx_atoi(s.data, s.len);
+            if (n < 1 || n > 1000) {
+                goto invalid;
+            }
+
+            *threshold = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
+            msec = &pool->health_interval;
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            msec = &pool->health_timeout;
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+        } else {
+            goto invalid;
+        }
+
+        *msec = ngx_parse_time(&s, 0);
+        if (*msec == (ngx_msec_t) NGX_ERROR || *msec == 0) {
+            goto invalid;
+        }
+    }
+
+    if (pool->health_timeout > pool->health_interval) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcig_health_check timeout must not be longer "
+                           "than its interval");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of mcig_health_check: "
+                       "expected path=/..., port=1..65535, interval=, "
+                       "timeout= (a time over 0), healthy= or unhealthy= "
+                       "(1..1000)", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* mcig_balancing_mode in_flight | custom_metrics [max_utilization=N]
+ *     [dry_run]; */
+
+static char *
+ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+    ngx_uint_t  i;
+
+    if (pool->mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "in_flight") == 0) {
+        pool->mode = NGX_HTTP_MCIG_IN_FLIGHT;
+
+    } else if (ngx_strcmp(value[1].data, "custom_metrics") == 0) {
+        pool->mode = NGX_HTTP_MCIG_CUSTOM_METRICS;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid balancing mode \"%V\": in_flight or "
+                           "custom_metrics expected (they are exclusive)",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
+            && ngx_strncmp(value[i].data, "max_utilization=", 16) == 0)
+        {
+            n = ngx_atoi(value[i].data + 16, value[i].len - 16);
+            if (n < 1 || n > 100) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a percentage from 1 "
+                                   "to 100 is expected", &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            pool->max_utilization = n;
+            continue;
+        }
+
+        if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
+            && ngx_strcmp(value[i].data, "dry_run") == 0)
+        {
+            pool->dry_run = 1;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\" of mcig_balancing_mode",
+                           &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -1104,6 +1568,9 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
         if (!pool->enabled
             && (pool->max_in_flight != NGX_CONF_UNSET_UINT
                 || pool->request_timeout != NGX_CONF_UNSET_MSEC
+                || pool->mode != NGX_CONF_UNSET_UINT
+                || pool->metrics
+                || pool->health
                 || pool->objectives))
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -1163,6 +1630,8 @@ ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf)
 
     conf->max_in_flight = NGX_CONF_UNSET_UINT;
     conf->request_timeout = NGX_CONF_UNSET_MSEC;
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->max_utilization = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
@@ -1242,7 +1711,7 @@ ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle)
 
     ngx_add_timer(&ngx_http_mcig_repair_event, NGX_HTTP_MCIG_REPAIR_INTERVAL);
 
-    return NGX_OK;
+    return ngx_http_mcig_scrape_init_process(cycle, &mcf->pools, zone->sh);
 }
 
 
@@ -1252,6 +1721,8 @@ ngx_http_upstream_mcig_exit_process(ngx_cycle_t *cycle)
     ngx_http_upstream_mcig_zone_t  *zone;
 
     zone = ngx_http_mcig_zone;
+
+    ngx_http_mcig_scrape_exit_process(cycle);
 
     if (zone == NULL || ngx_http_mcig_slot < 0) {
         return;

@@ -108,7 +108,7 @@ mcig: rejected request body: the request body is not valid JSON
 
 
 
-=== TEST 5: no top-level model
+=== TEST 5: no top-level model; the connection is kept
 --- http_config eval
 $Mcig::members . <<'_EOC_';
     upstream llama {
@@ -399,3 +399,25 @@ not json at all
 --- response_headers
 X-Model: []
 --- error_code: 200
+
+
+
+=== TEST 17: a refused body keeps the connection alive
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream llama {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://llama;
+    }
+--- pipelined_requests eval
+["POST /v1/completions\n{\"prompt\":\"no model\"}",
+ "POST /v1/completions\n{\"model\":\"m\"}"]
+--- error_code eval
+[400, 200]
+--- response_body eval
+["{\"error\":{\"message\":\"the request body has no top-level \\\"model\\\" field\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"model_missing\"}}\n", "127.0.0.2\n"]

@@ -130,7 +130,7 @@ Content-Type: application/json
 {"error":{"message":"no member of pool \"llama\" is available","type":"server_error","param":null,"code":"no_member_available"}}
 --- error_log
 [warn]
-mcig: no member of pool "llama" can take requests: all are down or failed
+mcig: no member of pool "llama" can take requests: all are down, failed or unhealthy
 
 
 

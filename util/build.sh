@@ -22,7 +22,7 @@ mkdir -p "$out"
 
 # nginx's configure writes into its tree: work on a copy, configured once
 # per source tree and compiler flags.
-stamp="$src|${MCIG_CFLAGS:-}"
+stamp="$src|${MCIG_CFLAGS:-}|$(md5sum "$root/config" | cut -d" " -f1)"
 if [ ! -f "$tree/objs/Makefile" ] || [ "$(cat "$tree/.mcig-stamp" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$tree"
     cp -a "$src" "$tree"
@@ -57,6 +57,8 @@ if grep -q 'warning:' "$out/make.log"; then
     exit 1
 fi
 
-# nginx names a dynamic module after its first module
-cp "$tree/objs/ngx_http_upstream_mcig_module.so" "$out/ngx_mcig_module.so"
+# nginx names a dynamic module after its first module.  Copy, then rename:
+# overwriting the file in place would crash an nginx that has it loaded.
+cp "$tree/objs/ngx_http_upstream_mcig_module.so" "$out/ngx_mcig_module.so.new"
+mv -f "$out/ngx_mcig_module.so.new" "$out/ngx_mcig_module.so"
 echo "build: $out/ngx_mcig_module.so"

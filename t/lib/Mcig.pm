@@ -36,6 +36,8 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
 #   /v1/...       answers with the member's address
 #   /v1/slow...   holds the request for several seconds
 #   /v1/stream    sends its header and a little, then the rest slowly
+#   /metrics      serves html/metrics-<address>.prom
+#   /health       200 while html/health-<address> exists
 #   /echo-headers shows the gateway headers the member received
 our $members = <<'_EOC_';
     server {
@@ -58,6 +60,39 @@ our $members = <<'_EOC_';
             limit_rate_after 300;
             limit_rate 1;
             return 200 "$server_addr streaming ................................................................................................................................................................................................................................................................................................................................................................";
+        }
+
+        # the page each block writes with --- user_files
+        location = /metrics {
+            try_files /metrics-$server_addr.prom =404;
+        }
+
+        # faulty metrics pages
+        location = /metrics-slow {
+            limit_rate 1;
+            limit_rate_after 0;
+            try_files /metrics-$server_addr.prom =404;
+        }
+
+        location = /metrics-500 {
+            return 500;
+        }
+
+        location = /metrics-stall {
+            limit_rate_after 400;
+            limit_rate 1;
+            try_files /metrics-$server_addr.prom =404;
+        }
+
+        location = /metrics-cut {
+            proxy_pass http://$server_addr:$server_port/metrics-stall;
+            proxy_buffering off;
+            proxy_read_timeout 200ms;
+        }
+
+        # 200 while html/health-<address> exists, 404 otherwise
+        location = /health {
+            try_files /health-$server_addr =404;
         }
 
         location /echo-headers {
@@ -90,6 +125,37 @@ sub master_pid {
     close $fh;
 
     return $master;
+}
+
+# Creates or removes a file in the test server's html directory.
+sub html_file {
+    my ($name, $content) = @_;
+    my $path = "$Test::Nginx::Util::ServRoot/html/$name";
+
+    if (defined $content) {
+        open(my $fh, ">", $path) or die "cannot write $path: $!";
+        print $fh $content;
+        close $fh;
+
+    } else {
+        unlink $path;
+    }
+}
+
+# Kills the worker that holds the scrape lease, as its log line says.
+sub kill_scraper {
+    my $log = "$Test::Nginx::Util::ServRoot/logs/error.log";
+    my $pid;
+
+    open(my $fh, "<", $log) or die "cannot read $log: $!";
+
+    while (<$fh>) {
+        $pid = $1 if /\[info\] (\d+)#\d+: mcig: this worker scrapes/;
+    }
+
+    close $fh;
+    die "no worker scrapes" unless $pid;
+    kill 'KILL', $pid;
 }
 
 # Kills every worker process of the test server with SIGKILL.

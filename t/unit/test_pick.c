@@ -155,6 +155,30 @@ test_error_json(void **state)
 }
 
 
+static void
+test_metrics_load(void **state)
+{
+    (void) state;
+
+    /* no requests sent since the scrape: the scraped usage */
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 0, 256), 400000);
+
+    /* each dispatched request weighs as one held request */
+    assert_int_equal(mcig_metrics_load_ppm(400000, 3, 1, 2, 256), 600000);
+
+    /* an idle server: 1/capacity of the cache per request */
+    assert_int_equal(mcig_metrics_load_ppm(0, 0, 0, 4, 100), 40000);
+
+    /* a burst lifts the emptiest member above a busier one */
+    assert_true(mcig_metrics_load_ppm(100000, 1, 0, 5, 256)
+                > mcig_metrics_load_ppm(300000, 3, 0, 0, 256));
+
+    /* no overflow */
+    assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0, 0xffffffffU, 1),
+                     0xffffffffU);
+}
+
+
 int
 main(void)
 {
@@ -165,6 +189,7 @@ main(void)
         cmocka_unit_test(test_zero_capacity_counts_as_one),
         cmocka_unit_test(test_rng_never_sticks_at_zero),
         cmocka_unit_test(test_error_json),
+        cmocka_unit_test(test_metrics_load),
     };
 
     return cmocka_run_group_tests_name("pick and errors", tests, NULL, NULL);

@@ -1,0 +1,593 @@
+
+/*
+ * Copyright (C) ngx_mcig_module authors
+ *
+ * The metrics scraper and health checker: every worker runs a cancelable
+ * timer, and the one holding the scrape lease in the shared zone fetches
+ * each member's /metrics and health path with libcurl on the event loop.
+ * Metrics are parsed as they arrive and published in the member's shared
+ * node; health checks move the member's shared health state.  A worker that
+ * dies or exits stops renewing the lease, and another takes it over within
+ * one lease period.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_mcig_module.h"
+#include "ngx_http_mcig_curl.h"
+
+
+/* a lease outlives this many missed rounds, and at least a second */
+#define NGX_HTTP_MCIG_LEASE_ROUNDS  4
+#define NGX_HTTP_MCIG_LEASE_MIN     1000
+
+
+/* one periodic fetch: a member's metrics page or its health path */
+typedef struct {
+    ngx_http_mcig_curl_transfer_t       transfer;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+    ngx_http_mcig_member_t             *member;
+    ngx_msec_t                          due;
+    ngx_msec_t                          interval;
+    mcig_prom_t                        *parser;   /* NULL: health check */
+    unsigned                            failing:1;
+} ngx_http_mcig_scrape_t;
+
+
+static void ngx_http_mcig_scrape_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_mcig_scrape_lease(void);
+static ngx_int_t ngx_http_mcig_scrape_targets(ngx_log_t *log);
+static void ngx_http_mcig_scrape_start(ngx_http_mcig_scrape_t *s);
+static size_t ngx_http_mcig_scrape_write(char *data, size_t size,
+    size_t n, void *userdata);
+static void ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t,
+    CURLcode result);
+static void ngx_http_mcig_scrape_failed(ngx_http_mcig_scrape_t *s,
+    const char *reason, const char *detail);
+static size_t ngx_http_mcig_health_write(char *data, size_t size, size_t n,
+    void *userdata);
+static void ngx_http_mcig_health_done(ngx_http_mcig_curl_transfer_t *t,
+    CURLcode result);
+static CURL *ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s,
+    ngx_str_t *url, ngx_msec_t timeout, ngx_log_t *log);
+
+
+static ngx_http_mcig_shctx_t   *ngx_http_mcig_scrape_sh;
+static ngx_array_t             *ngx_http_mcig_scrape_pools;
+static ngx_http_mcig_scrape_t  *ngx_http_mcig_scrapes;
+static ngx_uint_t               ngx_http_mcig_nscrapes;
+static ngx_msec_t               ngx_http_mcig_scrape_tick;
+static ngx_msec_t               ngx_http_mcig_lease_period;
+static ngx_event_t              ngx_http_mcig_scrape_event;
+static ngx_connection_t         ngx_http_mcig_scrape_conn;
+static ngx_log_t               *ngx_http_mcig_scrape_log;
+
+
+ngx_int_t
+ngx_http_mcig_scrape_init_process(ngx_cycle_t *cycle, ngx_array_t *pools,
+    ngx_http_mcig_shctx_t *sh)
+{
+    ngx_uint_t                           i;
+    ngx_http_upstream_mcig_srv_conf_t  **pool;
+
+    pool = pools->elts;
+    ngx_http_mcig_scrape_tick = 0;
+
+    for (i = 0; i < pools->nelts; i++) {
+        if (pool[i]->metrics
+            && (ngx_http_mcig_scrape_tick == 0
+                || pool[i]->metrics_interval < ngx_http_mcig_scrape_tick))
+        {
+            ngx_http_mcig_scrape_tick = pool[i]->metrics_interval;
+        }
+
+        if (pool[i]->health
+            && (ngx_http_mcig_scrape_tick == 0
+                || pool[i]->health_interval < ngx_http_mcig_scrape_tick))
+        {
+            ngx_http_mcig_scrape_tick = pool[i]->health_interval;
+        }
+    }
+
+    if (ngx_http_mcig_scrape_tick == 0) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_mcig_curl_init(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_mcig_scrape_sh = sh;
+    ngx_http_mcig_scrape_pools = pools;
+    ngx_http_mcig_scrape_log = cycle->log;
+    ngx_http_mcig_lease_period = ngx_max(NGX_HTTP_MCIG_LEASE_MIN,
+                        NGX_HTTP_MCIG_LEASE_ROUNDS * ngx_http_mcig_scrape_tick);
+
+    ngx_http_mcig_scrape_conn.fd = (ngx_socket_t) -1;
+
+    ngx_http_mcig_scrape_event.handler = ngx_http_mcig_scrape_handler;
+    ngx_http_mcig_scrape_event.data = &ngx_http_mcig_scrape_conn;
+    ngx_http_mcig_scrape_event.log = cycle->log;
+    ngx_http_mcig_scrape_event.cancelable = 1;
+
+    ngx_add_timer(&ngx_http_mcig_scrape_event, ngx_http_mcig_scrape_tick);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_mcig_scrape_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t  i;
+
+    if (ngx_http_mcig_scrape_sh == NULL) {
+        return;
+    }
+
+    for (i = 0; i < ngx_http_mcig_nscrapes; i++) {
+        ngx_http_mcig_curl_cancel(&ngx_http_mcig_scrapes[i].transfer);
+        curl_easy_cleanup(ngx_http_mcig_scrapes[i].transfer.easy);
+
+        if (ngx_http_mcig_scrapes[i].parser) {
+            ngx_free(ngx_http_mcig_scrapes[i].parser);
+        }
+    }
+
+    if (ngx_http_mcig_scrapes) {
+        ngx_free(ngx_http_mcig_scrapes);
+        ngx_http_mcig_scrapes = NULL;
+    }
+
+    ngx_http_mcig_nscrapes = 0;
+
+    /* hand the lease over at once rather than after it expires */
+    (void) ngx_atomic_cmp_set(&ngx_http_mcig_scrape_sh->scrape_owner,
+                              (ngx_atomic_uint_t) ngx_pid, 0);
+
+    ngx_http_mcig_curl_exit();
+    ngx_http_mcig_scrape_sh = NULL;
+}
+
+
+/*
+ * Reads a member's scraped figures; NGX_DECLINED when there are none or
+ * they are older than the pool's staleness threshold.
+ */
+
+ngx_int_t
+ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m)
+{
+    ngx_uint_t                    tries;
+    ngx_msec_t                    when;
+    ngx_atomic_uint_t             seq;
+    ngx_http_mcig_member_node_t  *node;
+
+    node = member->node;
+
+    for (tries = 0; tries < 8; tries++) {
+        seq = node->metrics_seq;
+
+        if (seq & 1) {
+            continue;
+        }
+
+        ngx_memory_barrier();
+
+        m->kv_ppm = node->kv_ppm;
+        m->waiting = node->waiting;
+        m->running = node->running;
+        when = node->metrics_msec;
+
+        ngx_memory_barrier();
+
+        if (node->metrics_seq != seq) {
+            continue;
+        }
+
+        if (when == 0) {
+            return NGX_DECLINED;
+        }
+
+        m->age = ngx_current_msec - when;
+
+        return (m->age <= pool->metrics_stale) ? NGX_OK : NGX_DECLINED;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_mcig_scrape_handler(ngx_event_t *ev)
+{
+    ngx_uint_t               i;
+    ngx_http_mcig_scrape_t  *s;
+
+    if (ngx_exiting || ngx_quit) {
+        return;
+    }
+
+    if (ngx_http_mcig_scrape_lease() == NGX_OK) {
+
+        if (ngx_http_mcig_scrapes == NULL
+            && ngx_http_mcig_scrape_targets(ev->log) != NGX_OK)
+        {
+            goto next;
+        }
+
+        for (i = 0; i < ngx_http_mcig_nscrapes; i++) {
+            s = &ngx_http_mcig_scrapes[i];
+
+            /* a scrape still running is left to its timeout */
+            if (s->transfer.active
+                || (ngx_msec_int_t) (s->due - ngx_current_msec) > 0)
+            {
+                continue;
+            }
+
+            s->due = ngx_current_msec + s->interval;
+            ngx_http_mcig_scrape_start(s);
+        }
+    }
+
+next:
+
+    ngx_add_timer(ev, ngx_http_mcig_scrape_tick);
+}
+
+
+/* takes or renews the lease; NGX_OK while this worker holds it */
+
+static ngx_int_t
+ngx_http_mcig_scrape_lease(void)
+{
+    ngx_atomic_uint_t       owner;
+    ngx_http_mcig_shctx_t  *sh;
+
+    sh = ngx_http_mcig_scrape_sh;
+    owner = sh->scrape_owner;
+
+    if (owner != (ngx_atomic_uint_t) ngx_pid) {
+
+        if (owner != 0
+            && (ngx_msec_int_t) (sh->scrape_until - ngx_current_msec) > 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        if (!ngx_atomic_cmp_set(&sh->scrape_owner, owner,
+                                (ngx_atomic_uint_t) ngx_pid))
+        {
+            return NGX_DECLINED;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, ngx_http_mcig_scrape_log, 0,
+                      "mcig: this worker scrapes the members' metrics");
+    }
+
+    sh->scrape_until = ngx_current_msec + ngx_http_mcig_lease_period;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcig_scrape_targets(ngx_log_t *log)
+{
+    ngx_uint_t                           i, j, n;
+    ngx_http_mcig_scrape_t              *s;
+    ngx_http_upstream_mcig_srv_conf_t  **pool;
+
+    pool = ngx_http_mcig_scrape_pools->elts;
+    n = 0;
+
+    for (i = 0; i < ngx_http_mcig_scrape_pools->nelts; i++) {
+        n += ((pool[i]->metrics ? 1 : 0) + (pool[i]->health ? 1 : 0))
+             * pool[i]->nmembers;
+    }
+
+    s = ngx_calloc(n * sizeof(ngx_http_mcig_scrape_t), log);
+    if (s == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_mcig_scrapes = s;
+
+    for (i = 0; i < ngx_http_mcig_scrape_pools->nelts; i++) {
+        for (j = 0; j < pool[i]->nmembers; j++) {
+
+            if (pool[i]->metrics) {
+                s->pool = pool[i];
+                s->member = &pool[i]->members[j];
+                s->interval = pool[i]->metrics_interval;
+                s->transfer.done = ngx_http_mcig_scrape_done;
+
+                s->parser = ngx_alloc(sizeof(mcig_prom_t), log);
+                if (s->parser == NULL) {
+                    return NGX_ERROR;
+                }
+
+                if (ngx_http_mcig_probe_easy(s, &s->member->metrics_url,
+                                             pool[i]->metrics_timeout, log)
+                    == NULL)
+                {
+                    return NGX_ERROR;
+                }
+
+                curl_easy_setopt(s->transfer.easy, CURLOPT_WRITEFUNCTION,
+                                 ngx_http_mcig_scrape_write);
+                s++;
+            }
+
+            if (pool[i]->health) {
+                s->pool = pool[i];
+                s->member = &pool[i]->members[j];
+                s->interval = pool[i]->health_interval;
+                s->transfer.done = ngx_http_mcig_health_done;
+
+                if (ngx_http_mcig_probe_easy(s, &s->member->health_url,
+                                             pool[i]->health_timeout, log)
+                    == NULL)
+                {
+                    return NGX_ERROR;
+                }
+
+                curl_easy_setopt(s->transfer.easy, CURLOPT_WRITEFUNCTION,
+                                 ngx_http_mcig_health_write);
+                s++;
+            }
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the easy handle of a probe, kept for its keep-alive connection */
+
+static CURL *
+ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s, ngx_str_t *url,
+    ngx_msec_t timeout, ngx_log_t *log)
+{
+    CURL  *easy;
+
+    easy = curl_easy_init();
+    if (easy == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "mcig: curl_easy_init() failed");
+        return NULL;
+    }
+
+    s->due = ngx_current_msec;
+    s->transfer.easy = easy;
+    s->transfer.data = s;
+    ngx_http_mcig_nscrapes++;
+
+    curl_easy_setopt(easy, CURLOPT_URL, url->data);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long) timeout);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_mcig_module");
+
+    return easy;
+}
+
+
+static void
+ngx_http_mcig_scrape_start(ngx_http_mcig_scrape_t *s)
+{
+    if (s->parser) {
+        mcig_prom_init(s->parser, s->pool->metrics,
+                       s->pool->metrics_max_size);
+    }
+
+    if (ngx_http_mcig_curl_start(&s->transfer) != NGX_OK) {
+        ngx_http_mcig_scrape_failed(s, "could not start", "");
+    }
+}
+
+
+static size_t
+ngx_http_mcig_scrape_write(char *data, size_t size, size_t n, void *userdata)
+{
+    ngx_http_mcig_scrape_t  *s = userdata;
+
+    if (mcig_prom_feed(s->parser, (const uint8_t *) data, size * n)
+        != MCIG_PROM_AGAIN)
+    {
+        /* over the size cap: returning less makes curl stop */
+        return 0;
+    }
+
+    return size * n;
+}
+
+
+static void
+ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
+{
+    ngx_http_mcig_scrape_t  *s = t->data;
+
+    long                          status;
+    double                        kv, waiting, running;
+    ngx_http_mcig_member_node_t  *node;
+
+    node = s->member->node;
+
+    if (result == CURLE_WRITE_ERROR
+        && s->parser->error == MCIG_PROM_TOO_LARGE)
+    {
+        ngx_http_mcig_scrape_failed(s, "the page is larger than",
+                                    "the size limit");
+        return;
+    }
+
+    if (result != CURLE_OK) {
+        ngx_http_mcig_scrape_failed(s, "", curl_easy_strerror(result));
+        return;
+    }
+
+    status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    if (status < 200 || status > 299) {
+        ngx_http_mcig_scrape_failed(s, "it answered with status",
+                                    status >= 500 ? "5xx" : "other than 2xx");
+        return;
+    }
+
+    if (mcig_prom_finish(s->parser) != MCIG_PROM_OK) {
+        ngx_http_mcig_scrape_failed(s, "the page is larger than",
+                                    "the size limit");
+        return;
+    }
+
+    if (mcig_prom_role_value(s->parser, MCIG_PROM_ROLE_KV_USAGE, &kv)
+        != MCIG_PROM_PRESENT
+        || kv < 0 || kv > 1)
+    {
+        ngx_http_mcig_scrape_failed(s, "the page has no valid",
+                                    "KV-cache usage (0..1)");
+        return;
+    }
+
+    if (mcig_prom_role_value(s->parser, MCIG_PROM_ROLE_WAITING, &waiting)
+        != MCIG_PROM_PRESENT || waiting < 0 || waiting > 1e9)
+    {
+        waiting = 0;
+    }
+
+    if (mcig_prom_role_value(s->parser, MCIG_PROM_ROLE_RUNNING, &running)
+        != MCIG_PROM_PRESENT || running < 0 || running > 1e9)
+    {
+        running = 0;
+    }
+
+    /* one writer: the lease holder; readers check the sequence */
+    (void) ngx_atomic_fetch_add(&node->metrics_seq, 1);
+    ngx_memory_barrier();
+
+    node->kv_ppm = (uint32_t) (kv * 1000000 + 0.5);
+    node->waiting = (uint32_t) waiting;
+    node->running = (uint32_t) running;
+    node->metrics_msec = ngx_current_msec ? ngx_current_msec : 1;
+
+    ngx_memory_barrier();
+    (void) ngx_atomic_fetch_add(&node->metrics_seq, 1);
+
+    /* what was sent before this scrape is in its figures now */
+    node->dispatched = 0;
+    (void) ngx_atomic_fetch_add(&node->scrapes, 1);
+
+    if (s->failing) {
+        s->failing = 0;
+        ngx_log_error(NGX_LOG_NOTICE, ngx_http_mcig_scrape_log, 0,
+                      "mcig: metrics of member %V of pool \"%V\" are "
+                      "scraped again", &s->member->name,
+                      &s->pool->upstream->host);
+    }
+}
+
+
+/* logged when a member starts failing, not at every round */
+
+static void
+ngx_http_mcig_scrape_failed(ngx_http_mcig_scrape_t *s, const char *reason,
+    const char *detail)
+{
+    (void) ngx_atomic_fetch_add(&s->member->node->scrape_errors, 1);
+
+    if (s->failing) {
+        return;
+    }
+
+    s->failing = 1;
+
+    ngx_log_error(NGX_LOG_WARN, ngx_http_mcig_scrape_log, 0,
+                  "mcig: scraping the metrics of member %V of pool \"%V\" "
+                  "failed: %s%s%s; its in-flight count is used until it "
+                  "recovers", &s->member->name, &s->pool->upstream->host,
+                  reason, reason[0] ? " " : "", detail);
+}
+
+
+static size_t
+ngx_http_mcig_health_write(char *data, size_t size, size_t n, void *userdata)
+{
+    /* the status is the answer; the body is not needed */
+    return size * n;
+}
+
+
+static void
+ngx_http_mcig_health_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
+{
+    ngx_http_mcig_scrape_t  *s = t->data;
+
+    long  status;
+
+    s->member->node->health_checked = ngx_current_msec;
+
+    if (result != CURLE_OK) {
+        ngx_http_mcig_health_event(s->pool, s->member, 0,
+                                   curl_easy_strerror(result));
+        return;
+    }
+
+    status = 0;
+    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+
+    ngx_http_mcig_health_event(s->pool, s->member,
+                               status >= 200 && status <= 299,
+                               "the health check did not answer 2xx");
+}
+
+
+/*
+ * A health check result, or a failure of real traffic (passive check).
+ * A member turns unhealthy after unhealthy_threshold consecutive failures
+ * and healthy again after healthy_threshold consecutive passed checks.
+ */
+
+void
+ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason)
+{
+    ngx_http_mcig_member_node_t  *node;
+
+    node = member->node;
+
+    if (ok) {
+        node->health_fails = 0;
+
+        if (ngx_atomic_fetch_add(&node->health_oks, 1) + 1
+                >= (ngx_atomic_uint_t) pool->healthy_threshold
+            && node->unhealthy
+            && ngx_atomic_cmp_set(&node->unhealthy, 1, 0))
+        {
+            ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                          "mcig: member %V of pool \"%V\" is healthy again",
+                          &member->name, &pool->upstream->host);
+        }
+
+        return;
+    }
+
+    node->health_oks = 0;
+
+    if (ngx_atomic_fetch_add(&node->health_fails, 1) + 1
+            >= (ngx_atomic_uint_t) pool->unhealthy_threshold
+        && !node->unhealthy
+        && ngx_atomic_cmp_set(&node->unhealthy, 0, 1))
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "mcig: member %V of pool \"%V\" is unhealthy: %s; "
+                      "it gets no traffic until %ui checks pass",
+                      &member->name, &pool->upstream->host, reason,
+                      pool->healthy_threshold);
+    }
+}

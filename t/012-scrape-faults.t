@@ -1,0 +1,123 @@
+# Faults of the members' metrics pages never delay or fail client requests:
+# the member's figures go stale and its in-flight count stands in.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+our $page = "vllm:kv_cache_usage_perc 0.5\nvllm:num_requests_running 1\n"
+            . ("# padding comment line of a metrics page\n" x 10);
+
+our $http_config = $Mcig::members . <<'_EOC_';
+    upstream faulty {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics PATH interval=100ms timeout=300ms max_size=4k;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+
+sub config_with { my $c = $http_config; $c =~ s/PATH/$_[0]/; return $c; }
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: a page slower than the timeout
+--- http_config eval: ::config_with("path=/metrics-slow")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- user_files eval
+[["metrics-127.0.0.2.prom" => $::page], ["metrics-127.0.0.3.prom" => $::page]]
+--- init
+select(undef, undef, undef, 0.8);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: Timeout was reached/
+--- timeout: 3
+
+
+
+=== TEST 2: a 500 on /metrics
+--- http_config eval: ::config_with("path=/metrics-500")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" failed: it answered with status 5xx/
+
+
+
+=== TEST 3: a page over max_size is cut off and not used
+--- http_config eval: ::config_with("path=/metrics")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- user_files eval
+[["metrics-127.0.0.2.prom" => $::page x 200], ["metrics-127.0.0.3.prom" => $::page x 200]]
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page is larger than the size limit/
+
+
+
+=== TEST 4: a response cut in the middle
+--- http_config eval: ::config_with("path=/metrics-cut")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- user_files eval
+[["metrics-127.0.0.2.prom" => $::page x 10], ["metrics-127.0.0.3.prom" => $::page x 10]]
+--- init
+select(undef, undef, undef, 0.8);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: (Transferred a partial file|Failure when receiving data)/
+--- timeout: 3
+
+
+
+=== TEST 5: NaN and infinite values are not used
+--- http_config eval: ::config_with("path=/metrics")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc NaN
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc +Inf
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+[qr/member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/,
+ qr/member 127\.0\.0\.3:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/]
