@@ -157,7 +157,7 @@ typedef struct {
 typedef struct {
     uint32_t              series;       /* series seen, 0: absent */
     uint32_t              max_lora;
-    double                time;
+    double                time;         /* its value, NaN taken as -Inf */
     uint32_t              running_len;
     uint32_t              waiting_len;
     uint8_t               running_truncated;  /* then whole names only */
