@@ -17,6 +17,8 @@
 
 #include "ngx_http_mcig_curl.h"
 
+#include <openssl/err.h>
+
 
 static int ngx_http_mcig_curl_socket(CURL *easy, curl_socket_t s, int what,
     void *userp, void *socketp);
@@ -25,6 +27,7 @@ static int ngx_http_mcig_curl_timer(CURLM *multi, long timeout_ms,
 static void ngx_http_mcig_curl_event_handler(ngx_event_t *ev);
 static void ngx_http_mcig_curl_timer_handler(ngx_event_t *ev);
 static void ngx_http_mcig_curl_check_done(void);
+static void ngx_http_mcig_curl_action(curl_socket_t fd, int what);
 
 
 static CURLM             *ngx_http_mcig_multi;
@@ -229,7 +232,6 @@ ngx_http_mcig_curl_timer(CURLM *multi, long timeout_ms, void *userp)
 static void
 ngx_http_mcig_curl_event_handler(ngx_event_t *ev)
 {
-    int                running;
     curl_socket_t      fd;
     ngx_connection_t  *c;
 
@@ -238,23 +240,34 @@ ngx_http_mcig_curl_event_handler(ngx_event_t *ev)
     /* the connection may be freed by curl's socket callback below */
     fd = c->fd;
 
-    curl_multi_socket_action(ngx_http_mcig_multi, fd,
-                             ev->write ? CURL_CSELECT_OUT : CURL_CSELECT_IN,
-                             &running);
-
-    ngx_http_mcig_curl_check_done();
+    ngx_http_mcig_curl_action(fd, ev->write ? CURL_CSELECT_OUT
+                                            : CURL_CSELECT_IN);
 }
 
 
 static void
 ngx_http_mcig_curl_timer_handler(ngx_event_t *ev)
 {
+    ngx_http_mcig_curl_action(CURL_SOCKET_TIMEOUT, 0);
+}
+
+
+static void
+ngx_http_mcig_curl_action(curl_socket_t fd, int what)
+{
     int  running;
 
-    curl_multi_socket_action(ngx_http_mcig_multi, CURL_SOCKET_TIMEOUT, 0,
-                             &running);
+    curl_multi_socket_action(ngx_http_mcig_multi, fd, what, &running);
 
     ngx_http_mcig_curl_check_done();
+
+    /*
+     * libcurl shares OpenSSL with nginx in this process and may leave
+     * errors of a failed handshake on its error queue; nginx's own TLS
+     * code would find them later and log "ignoring stale global SSL
+     * error" at [alert]
+     */
+    ERR_clear_error();
 }
 
 

@@ -134,6 +134,12 @@ typedef struct {
     ngx_msec_t                      metrics_timeout;
     ngx_msec_t                      metrics_stale;
     size_t                          metrics_max_size;
+    ngx_flag_t                      metrics_https;
+    ngx_str_t                       metrics_ca_file;  /* NUL-terminated */
+    ngx_str_t                       metrics_cert;
+    ngx_str_t                       metrics_key;
+    ngx_str_t                       metrics_token;    /* the file's name */
+    ngx_str_t                       metrics_auth;     /* header line */
 
     /* mcig_health_check (HealthCheckPolicy) */
     ngx_flag_t                      health;

@@ -33,6 +33,7 @@ typedef struct {
     ngx_msec_t                          due;
     ngx_msec_t                          interval;
     mcig_prom_t                        *parser;   /* NULL: health check */
+    struct curl_slist                  *headers;
     unsigned                            failing:1;
 } ngx_http_mcig_scrape_t;
 
@@ -53,6 +54,8 @@ static void ngx_http_mcig_health_done(ngx_http_mcig_curl_transfer_t *t,
     CURLcode result);
 static CURL *ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s,
     ngx_str_t *url, ngx_msec_t timeout, ngx_log_t *log);
+static ngx_int_t ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s,
+    ngx_log_t *log);
 
 
 static ngx_http_mcig_shctx_t   *ngx_http_mcig_scrape_sh;
@@ -134,6 +137,10 @@ ngx_http_mcig_scrape_exit_process(ngx_cycle_t *cycle)
 
         if (ngx_http_mcig_scrapes[i].parser) {
             ngx_free(ngx_http_mcig_scrapes[i].parser);
+        }
+
+        if (ngx_http_mcig_scrapes[i].headers) {
+            curl_slist_free_all(ngx_http_mcig_scrapes[i].headers);
         }
     }
 
@@ -321,6 +328,11 @@ ngx_http_mcig_scrape_targets(ngx_log_t *log)
 
                 curl_easy_setopt(s->transfer.easy, CURLOPT_WRITEFUNCTION,
                                  ngx_http_mcig_scrape_write);
+
+                if (ngx_http_mcig_scrape_tls(s, log) != NGX_OK) {
+                    return NGX_ERROR;
+                }
+
                 s++;
             }
 
@@ -374,6 +386,42 @@ ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s, ngx_str_t *url,
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "ngx_mcig_module");
 
     return easy;
+}
+
+
+/* certificate checks stay on: libcurl verifies the peer and its name */
+
+static ngx_int_t
+ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s, ngx_log_t *log)
+{
+    CURL                               *easy;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+
+    easy = s->transfer.easy;
+    pool = s->pool;
+
+    if (pool->metrics_ca_file.len) {
+        curl_easy_setopt(easy, CURLOPT_CAINFO, pool->metrics_ca_file.data);
+    }
+
+    if (pool->metrics_cert.len) {
+        curl_easy_setopt(easy, CURLOPT_SSLCERT, pool->metrics_cert.data);
+        curl_easy_setopt(easy, CURLOPT_SSLKEY, pool->metrics_key.data);
+    }
+
+    if (pool->metrics_auth.len) {
+        s->headers = curl_slist_append(NULL,
+                                       (char *) pool->metrics_auth.data);
+        if (s->headers == NULL) {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "mcig: curl_slist_append() failed");
+            return NGX_ERROR;
+        }
+
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, s->headers);
+    }
+
+    return NGX_OK;
 }
 
 

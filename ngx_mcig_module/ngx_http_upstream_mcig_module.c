@@ -88,9 +88,11 @@ static char *ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_health_check(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_read_token(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 static ngx_int_t ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_upstream_rr_peer_t *peer,
-    ngx_uint_t port, ngx_str_t *path, ngx_str_t *url);
+    ngx_uint_t https, ngx_uint_t port, ngx_str_t *path, ngx_str_t *url);
 static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -284,6 +286,7 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
         if (pool->metrics
             && ngx_http_upstream_mcig_member_url(cf, pool, peer,
+                                                 pool->metrics_https,
                                                  pool->metrics_port,
                                                  &pool->metrics_path,
                                                  &m->metrics_url)
@@ -293,7 +296,7 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         }
 
         if (pool->health
-            && ngx_http_upstream_mcig_member_url(cf, pool, peer,
+            && ngx_http_upstream_mcig_member_url(cf, pool, peer, 0,
                                                  pool->health_port,
                                                  &pool->health_path,
                                                  &m->health_url)
@@ -1005,7 +1008,7 @@ ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_upstream_rr_peer_t *peer,
-    ngx_uint_t port, ngx_str_t *path, ngx_str_t *url)
+    ngx_uint_t https, ngx_uint_t port, ngx_str_t *path, ngx_str_t *url)
 {
     u_char            *p;
     size_t             len;
@@ -1031,14 +1034,15 @@ ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
         ngx_inet_set_port(&sa.sockaddr, (in_port_t) port);
     }
 
-    len = sizeof("http://") - 1 + NGX_SOCKADDR_STRLEN + path->len + 1;
+    len = sizeof("https://") - 1 + NGX_SOCKADDR_STRLEN + path->len + 1;
 
     url->data = ngx_pnalloc(cf->pool, len);
     if (url->data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(url->data, "http://", sizeof("http://") - 1);
+    p = https ? ngx_cpymem(url->data, "https://", sizeof("https://") - 1)
+              : ngx_cpymem(url->data, "http://", sizeof("http://") - 1);
     p += ngx_sock_ntop(&sa.sockaddr, peer->socklen, p, NGX_SOCKADDR_STRLEN,
                        1);
     p = ngx_cpymem(p, path->data, path->len);
@@ -1051,8 +1055,95 @@ ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
 
 
 /*
+ * The bearer token is read once, at configuration time: "nginx -s reload"
+ * picks up a new one.  Its content is never logged.
+ */
+
+static ngx_int_t
+ngx_http_upstream_mcig_read_token(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    u_char     *p, *start, *end;
+    ssize_t     n;
+    ngx_fd_t    fd;
+    u_char      buf[4096];
+
+    fd = ngx_open_file(pool->metrics_token.data, NGX_FILE_RDONLY,
+                       NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "mcig_metrics cannot open token_file \"%s\"",
+                           pool->metrics_token.data);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_fd(fd, buf, sizeof(buf));
+    ngx_close_file(fd);
+
+    if (n < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           "mcig_metrics cannot read token_file \"%s\"",
+                           pool->metrics_token.data);
+        return NGX_ERROR;
+    }
+
+    start = buf;
+    end = buf + n;
+
+    while (start < end && (*start == ' ' || *start == '\t'
+                           || *start == '\r' || *start == '\n'))
+    {
+        start++;
+    }
+
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t'
+                           || end[-1] == '\r' || end[-1] == '\n'))
+    {
+        end--;
+    }
+
+    if (n == (ssize_t) sizeof(buf) || end == start) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcig_metrics token_file \"%s\" is empty or "
+                           "longer than 4k", pool->metrics_token.data);
+        return NGX_ERROR;
+    }
+
+    for (p = start; p < end; p++) {
+        if (*p < 0x21 || *p > 0x7e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcig_metrics token_file \"%s\" holds "
+                               "characters a bearer token cannot have",
+                               pool->metrics_token.data);
+            return NGX_ERROR;
+        }
+    }
+
+    /* the header line libcurl sends, NUL-terminated */
+    pool->metrics_auth.len = sizeof("Authorization: Bearer ") - 1
+                             + (end - start);
+    pool->metrics_auth.data = ngx_pnalloc(cf->pool,
+                                          pool->metrics_auth.len + 1);
+    if (pool->metrics_auth.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(pool->metrics_auth.data, "Authorization: Bearer ",
+                   sizeof("Authorization: Bearer ") - 1);
+    p = ngx_cpymem(p, start, end - start);
+    *p = '\0';
+
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
+}
+
+
+/*
  * mcig_metrics [engine=vllm|sglang|trtllm] [port=number] [path=/metrics]
- *     [interval=50ms] [timeout=1s] [stale=200ms] [max_size=1m];
+ *     [interval=50ms] [timeout=1s] [stale=200ms] [max_size=1m]
+ *     [kv=metric] [waiting=metric] [running=metric]
+ *     [scheme=https] [ca_file=path] [cert=path key=path] [token_file=path];
  */
 
 static char *
@@ -1063,9 +1154,10 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 
     ssize_t                    size;
     ngx_int_t                  n;
-    ngx_str_t                 *value, s;
+    ngx_str_t                 *value, s, role_spec[4], *file;
     ngx_msec_t                *msec;
-    ngx_uint_t                 i;
+    ngx_uint_t                 i, k, role;
+    mcig_prom_spec_rc_e        rc;
     const mcig_prom_preset_t  *preset;
 
     if (pool->metrics) {
@@ -1083,6 +1175,7 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     pool->metrics_timeout = 1000;
     pool->metrics_stale = 200;
     pool->metrics_max_size = 1024 * 1024;
+    ngx_memzero(role_spec, sizeof(role_spec));
 
     value = cf->args->elts;
 
@@ -1123,6 +1216,79 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
+        /* a metric of the engine's replaced by another, label filters ok */
+        if (ngx_strncmp(value[i].data, "kv=", 3) == 0) {
+            role_spec[MCIG_PROM_ROLE_KV_USAGE].data = value[i].data + 3;
+            role_spec[MCIG_PROM_ROLE_KV_USAGE].len = value[i].len - 3;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "waiting=", 8) == 0) {
+            role_spec[MCIG_PROM_ROLE_WAITING].data = value[i].data + 8;
+            role_spec[MCIG_PROM_ROLE_WAITING].len = value[i].len - 8;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "running=", 8) == 0) {
+            role_spec[MCIG_PROM_ROLE_RUNNING].data = value[i].data + 8;
+            role_spec[MCIG_PROM_ROLE_RUNNING].len = value[i].len - 8;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "scheme=https") == 0) {
+            pool->metrics_https = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "scheme=http") == 0) {
+            pool->metrics_https = 0;
+            continue;
+        }
+
+        file = NULL;
+
+        if (ngx_strncmp(value[i].data, "ca_file=", 8) == 0) {
+            file = &pool->metrics_ca_file;
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+        } else if (ngx_strncmp(value[i].data, "cert=", 5) == 0) {
+            file = &pool->metrics_cert;
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+        } else if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+            file = &pool->metrics_key;
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+        } else if (ngx_strncmp(value[i].data, "token_file=", 11) == 0) {
+            file = &pool->metrics_token;
+            s.data = value[i].data + 11;
+            s.len = value[i].len - 11;
+        }
+
+        if (file) {
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            /* NUL-terminated, for libcurl */
+            if (ngx_conf_full_name(cf->cycle, &s, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            *file = s;
+
+            if (file == &pool->metrics_token
+                && ngx_http_upstream_mcig_read_token(cf, pool) != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
             s.data = value[i].data + 9;
             s.len = value[i].len - 9;
@@ -1160,10 +1326,48 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    mcig_prom_set_init(pool->metrics, 0);
+    if ((pool->metrics_cert.len == 0) != (pool->metrics_key.len == 0)) {
+        return "needs both cert= and key= for a client certificate";
+    }
 
-    if (mcig_prom_set_preset(pool->metrics, preset) != MCIG_PROM_SPEC_OK) {
-        return "could not take the engine's metrics";
+    mcig_prom_set_init(pool->metrics, preset->flags);
+
+    for (k = 0; k < preset->nspecs; k++) {
+        role = preset->spec[k].role;
+
+        if (role_spec[role].len) {
+            continue;
+        }
+
+        if (mcig_prom_set_add(pool->metrics, preset->spec[k].text,
+                              ngx_strlen(preset->spec[k].text),
+                              preset->spec[k].agg, preset->spec[k].role)
+            != MCIG_PROM_SPEC_OK)
+        {
+            return "could not take the engine's metrics";
+        }
+    }
+
+    for (role = MCIG_PROM_ROLE_WAITING; role <= MCIG_PROM_ROLE_KV_USAGE;
+         role++)
+    {
+        if (role_spec[role].len == 0) {
+            continue;
+        }
+
+        /* counts add up over engines, a usage is averaged */
+        rc = mcig_prom_set_add(pool->metrics, (char *) role_spec[role].data,
+                               role_spec[role].len,
+                               role == MCIG_PROM_ROLE_KV_USAGE
+                               ? MCIG_PROM_AVG : MCIG_PROM_SUM,
+                               (mcig_prom_role_e) role);
+
+        if (rc != MCIG_PROM_SPEC_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid metric \"%V\" in mcig_metrics: %s",
+                               &role_spec[role], mcig_prom_spec_rc_text(rc));
+            return NGX_CONF_ERROR;
+        }
     }
 
     return NGX_CONF_OK;
@@ -1173,8 +1377,10 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\" of mcig_metrics: expected "
                        "engine=vllm|sglang|trtllm, port=1..65535, path=/..., "
-                       "interval=, timeout=, stale= (a time over 0) or "
-                       "max_size= (at least 1k)", &value[i]);
+                       "interval=, timeout=, stale= (a time over 0), "
+                       "max_size= (at least 1k), kv=, waiting=, running= "
+                       "(metric names), scheme=http|https, ca_file=, cert=, "
+                       "key= or token_file=", &value[i]);
     return NGX_CONF_ERROR;
 }
 

@@ -1,0 +1,215 @@
+# Scraping over HTTPS (verified against a CA file, with a bearer token),
+# and metrics named by the user with label filters.
+
+use Cwd qw(cwd);
+
+BEGIN {
+    # a throwaway certificate for the members' addresses
+    my $dir = cwd() . "/build/test-tls";
+    system("mkdir -p $dir") == 0 or die;
+
+    if (!-f "$dir/member.crt") {
+        system("openssl req -x509 -newkey rsa:2048 -nodes -days 3650"
+               . " -subj /CN=mcig-test-member"
+               . " -addext subjectAltName=IP:127.0.0.2,IP:127.0.0.3"
+               . " -keyout $dir/member.key -out $dir/member.crt"
+               . " >/dev/null 2>&1") == 0 or die "openssl failed";
+    }
+
+    open(my $fh, ">", "$dir/token") or die;
+    print $fh "s3cret-token\n";
+    close $fh;
+
+    $ENV{TEST_NGINX_MCIG_TLS} = $dir;
+}
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+our $tls_members = $Mcig::members . <<'_EOC_';
+    server {
+        listen 127.0.0.2:$TEST_NGINX_RAND_PORT_1 ssl;
+        listen 127.0.0.3:$TEST_NGINX_RAND_PORT_1 ssl;
+        ssl_certificate $TEST_NGINX_MCIG_TLS/member.crt;
+        ssl_certificate_key $TEST_NGINX_MCIG_TLS/member.key;
+
+        location = /metrics {
+            try_files /metrics-$server_addr.prom =404;
+        }
+
+        location = /metrics-auth {
+            if ($http_authorization != "Bearer s3cret-token") {
+                return 401;
+            }
+
+            try_files /metrics-$server_addr.prom =404;
+        }
+    }
+_EOC_
+
+our $ssi = <<'_EOC_';
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" -->';
+    }
+_EOC_
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: HTTPS with the members' CA
+--- http_config eval
+$::tls_members . <<'_EOC_';
+    upstream over_tls {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1
+                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://over_tls; }\n" . $::ssi
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.1
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.3
+127.0.0.3
+--- no_error_log
+scraping the metrics
+
+
+
+=== TEST 2: HTTPS verifies certificates by default
+--- http_config eval
+$::tls_members . <<'_EOC_';
+    upstream unverified {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://unverified;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.1
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "unverified" failed: .*(certificate|SSL)/
+
+
+
+=== TEST 3: a bearer token from a file, never logged
+--- http_config eval
+$::tls_members . <<'_EOC_';
+    upstream with_token {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1
+                     path=/metrics-auth
+                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt
+                     token_file=$TEST_NGINX_MCIG_TLS/token;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://with_token; }\n" . $::ssi
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.05
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.85
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.2
+--- no_error_log eval
+# the mock member (same nginx) logs the headers it receives at debug
+[qr/^(?!.*(http header:|http script (var|value))).*s3cret/,
+ "scraping the metrics"]
+
+
+
+=== TEST 4: a missing token file
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        mcig_metrics token_file=/nonexistent/token;
+    }
+--- config
+--- must_die
+--- error_log
+mcig_metrics cannot open token_file "/nonexistent/token"
+
+
+
+=== TEST 5: a metric of one's own, with a label filter
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream own_metric {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics 'kv=gpu_kv_usage{adapter="base",unit="ratio"}';
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://own_metric; }\n" . $::ssi
+--- user_files
+>>> metrics-127.0.0.2.prom
+gpu_kv_usage{adapter="base",unit="ratio"} 0.2
+gpu_kv_usage{adapter="lora-a",unit="ratio"} 0.9
+vllm:kv_cache_usage_perc 0.99
+>>> metrics-127.0.0.3.prom
+gpu_kv_usage{unit="ratio",adapter="base"} 0.7
+gpu_kv_usage{adapter="lora-a",unit="ratio"} 0.01
+vllm:kv_cache_usage_perc 0.01
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.2
+
+
+
+=== TEST 6: a metric name that cannot be parsed
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        mcig_metrics 'kv=gpu_kv{adapter=base}';
+    }
+--- config
+--- must_die
+--- error_log
+invalid metric "gpu_kv{adapter=base}" in mcig_metrics
