@@ -109,6 +109,19 @@ ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t)
 }
 
 
+/*
+ * libcurl sizes its connection cache by the transfers added at the time;
+ * probes are added only while they run, so without this the cache would
+ * keep a handful of connections and most scrapes would open a new one.
+ */
+
+void
+ngx_http_mcig_curl_keep_connections(ngx_uint_t n)
+{
+    curl_multi_setopt(ngx_http_mcig_multi, CURLMOPT_MAXCONNECTS, (long) n);
+}
+
+
 void
 ngx_http_mcig_curl_cancel(ngx_http_mcig_curl_transfer_t *t)
 {

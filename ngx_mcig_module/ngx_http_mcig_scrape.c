@@ -24,6 +24,9 @@
 #define NGX_HTTP_MCIG_LEASE_ROUNDS  4
 #define NGX_HTTP_MCIG_LEASE_MIN     1000
 
+/* members of a round start in this many batches over its interval */
+#define NGX_HTTP_MCIG_TICKS_PER_ROUND  16
+
 
 /* one periodic fetch: a member's metrics page or its health path */
 typedef struct {
@@ -99,6 +102,12 @@ ngx_http_mcig_scrape_init_process(ngx_cycle_t *cycle, ngx_array_t *pools,
         return NGX_OK;
     }
 
+    /* the lease period counts in rounds, the timer in sixteenths of one */
+    ngx_http_mcig_lease_period = ngx_max(NGX_HTTP_MCIG_LEASE_MIN,
+                        NGX_HTTP_MCIG_LEASE_ROUNDS * ngx_http_mcig_scrape_tick);
+    ngx_http_mcig_scrape_tick = ngx_max(ngx_http_mcig_scrape_tick
+                                        / NGX_HTTP_MCIG_TICKS_PER_ROUND, 1);
+
     if (ngx_http_mcig_curl_init(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -106,8 +115,6 @@ ngx_http_mcig_scrape_init_process(ngx_cycle_t *cycle, ngx_array_t *pools,
     ngx_http_mcig_scrape_sh = sh;
     ngx_http_mcig_scrape_pools = pools;
     ngx_http_mcig_scrape_log = cycle->log;
-    ngx_http_mcig_lease_period = ngx_max(NGX_HTTP_MCIG_LEASE_MIN,
-                        NGX_HTTP_MCIG_LEASE_ROUNDS * ngx_http_mcig_scrape_tick);
 
     ngx_http_mcig_scrape_conn.fd = (ngx_socket_t) -1;
 
@@ -237,7 +244,13 @@ ngx_http_mcig_scrape_handler(ngx_event_t *ev)
                 continue;
             }
 
-            s->due = ngx_current_msec + s->interval;
+            /* keep the spread: the next time follows this one's slot */
+            s->due += s->interval;
+
+            if ((ngx_msec_int_t) (s->due - ngx_current_msec) <= 0) {
+                s->due = ngx_current_msec + s->interval;
+            }
+
             ngx_http_mcig_scrape_start(s);
         }
     }
@@ -303,7 +316,16 @@ ngx_http_mcig_scrape_targets(ngx_log_t *log)
         return NGX_ERROR;
     }
 
+    /* one kept-alive connection per probe */
+    ngx_http_mcig_curl_keep_connections(n);
+
     ngx_http_mcig_scrapes = s;
+
+    /*
+     * A pool's members are spread evenly over its interval: scraping all
+     * at the same tick would make the worker parse a whole round at once
+     * and hold up the requests it serves meanwhile.
+     */
 
     for (i = 0; i < ngx_http_mcig_scrape_pools->nelts; i++) {
         for (j = 0; j < pool[i]->nmembers; j++) {
@@ -312,6 +334,8 @@ ngx_http_mcig_scrape_targets(ngx_log_t *log)
                 s->pool = pool[i];
                 s->member = &pool[i]->members[j];
                 s->interval = pool[i]->metrics_interval;
+                s->due = ngx_current_msec
+                         + s->interval * j / pool[i]->nmembers;
                 s->transfer.done = ngx_http_mcig_scrape_done;
 
                 s->parser = ngx_alloc(sizeof(mcig_prom_t), log);
@@ -340,6 +364,8 @@ ngx_http_mcig_scrape_targets(ngx_log_t *log)
                 s->pool = pool[i];
                 s->member = &pool[i]->members[j];
                 s->interval = pool[i]->health_interval;
+                s->due = ngx_current_msec
+                         + s->interval * j / pool[i]->nmembers;
                 s->transfer.done = ngx_http_mcig_health_done;
 
                 if (ngx_http_mcig_probe_easy(s, &s->member->health_url,
@@ -374,7 +400,6 @@ ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s, ngx_str_t *url,
         return NULL;
     }
 
-    s->due = ngx_current_msec;
     s->transfer.easy = easy;
     s->transfer.data = s;
     ngx_http_mcig_nscrapes++;
@@ -465,6 +490,14 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     ngx_http_mcig_member_node_t  *node;
 
     node = s->member->node;
+
+    /*
+     * the sequence counter allows one writer: a scrape that ends after
+     * this worker lost the lease is dropped
+     */
+    if (ngx_http_mcig_scrape_sh->scrape_owner != (ngx_atomic_uint_t) ngx_pid) {
+        return;
+    }
 
     if (result == CURLE_WRITE_ERROR
         && s->parser->error == MCIG_PROM_TOO_LARGE)

@@ -5,6 +5,10 @@
 #                                nginx round robin, same backends and
 #                                keepalive, 1 KB and 256 KB JSON bodies
 #   util/bench/run.sh scanner    body scanner throughput on chat bodies
+#   util/bench/run.sh prom       Prometheus parser throughput, 30 KB vLLM page
+#   util/bench/run.sh scrape     256 members scraped every 50 ms: the
+#                                scraping worker's CPU, scrapes/s, and request
+#                                latency with scraping on vs off
 #
 # Environment: BENCH_DURATION (seconds per wrk run, default 10),
 # BENCH_ROUNDS (alternations of the two configurations, default 2),
@@ -19,8 +23,8 @@ conns=${BENCH_CONNECTIONS:-32}
 out="$root/build/bench/$mode"
 
 case "$mode" in
-    overhead|scanner) ;;
-    *) echo "usage: $0 overhead|scanner" >&2; exit 2 ;;
+    overhead|scanner|prom|scrape) ;;
+    *) echo "usage: $0 overhead|scanner|prom|scrape" >&2; exit 2 ;;
 esac
 
 bash "$root/util/setup.sh"
@@ -59,6 +63,25 @@ if [ "$mode" = scanner ]; then
     } | tee "$out/results.md"
     echo "RESULT scanner_1mb_gb_per_s=$(tail -1 "$out/results.md" | cut -d'|' -f4 | tr -d ' ')"
     exit 0
+fi
+
+if [ "$mode" = prom ]; then
+    gcc -O2 -I"$root/ngx_mcig_module" -o "$out/bench_prom" \
+        "$root/util/bench/bench_prom.c" "$root/ngx_mcig_module/mcig_prom.c" -lm
+    line=$("$out/bench_prom" "${BENCH_DURATION:-5}")
+    echo "$line" >&2
+    eval "$(echo "$line" | tr ' ' '\n' | grep -E '^(page_bytes|MB_per_s|us_per_page)=')"
+    {
+        echo "| page | bytes | MB/s (one core) | µs per page |"
+        echo "|---|---|---|---|"
+        echo "| vLLM V1, 2 engines, histograms | $page_bytes | $MB_per_s | $us_per_page |"
+    } | tee "$out/results.md"
+    echo "RESULT prom_mb_per_s=$MB_per_s"
+    exit 0
+fi
+
+if [ "$mode" = scrape ]; then
+    exec bash "$root/util/bench/scrape.sh" "$out"
 fi
 
 # --- overhead ----------------------------------------------------------
