@@ -124,6 +124,7 @@ typedef struct {
     /* mcig_balancing_mode */
     ngx_uint_t                      mode;
     ngx_uint_t                      max_utilization;  /* percent */
+    ngx_uint_t                      max_queue;        /* waiting */
     ngx_flag_t                      dry_run;
 
     /* mcig_metrics: scraping the members' /metrics */

@@ -22,9 +22,6 @@
 /* how often each worker looks for exited workers' in-flight counts */
 #define NGX_HTTP_MCIG_REPAIR_INTERVAL    1000
 
-/* waiting requests past which a member has no good capacity (EPP's) */
-#define NGX_HTTP_MCIG_QUEUE_LIMIT        5
-
 
 typedef struct {
     ngx_shm_zone_t                     *shm_zone;
@@ -226,6 +223,7 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_msec_value(pool->request_timeout, 30000);
     ngx_conf_init_uint_value(pool->mode, NGX_HTTP_MCIG_IN_FLIGHT);
     ngx_conf_init_uint_value(pool->max_utilization, 80);
+    ngx_conf_init_uint_value(pool->max_queue, 5);
 
     if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && pool->metrics == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -655,8 +653,8 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
                                          (uint32_t) member->node->dispatched,
                                          (uint32_t) member->capacity);
 
-            /* a queue as long as the EPP's limit is full whatever the KV */
-            if (m.waiting > NGX_HTTP_MCIG_QUEUE_LIMIT) {
+            /* a queue over the limit is full whatever the KV usage */
+            if (m.waiting > pd->pool->max_queue) {
                 load = ngx_max(load, target);
             }
 
@@ -1501,7 +1499,7 @@ invalid:
 
 
 /* mcig_balancing_mode in_flight | custom_metrics [max_utilization=N]
- *     [dry_run]; */
+ *     [max_queue=N] [dry_run]; */
 
 static char *
 ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1547,6 +1545,22 @@ ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
             }
 
             pool->max_utilization = n;
+            continue;
+        }
+
+        if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
+            && ngx_strncmp(value[i].data, "max_queue=", 10) == 0)
+        {
+            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
+            if (n == NGX_ERROR || n > 1000000) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid \"%V\": a number of waiting "
+                                   "requests from 0 to 1000000 is expected",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+
+            pool->max_queue = n;
             continue;
         }
 
@@ -1838,6 +1852,7 @@ ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf)
     conf->request_timeout = NGX_CONF_UNSET_MSEC;
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->max_utilization = NGX_CONF_UNSET_UINT;
+    conf->max_queue = NGX_CONF_UNSET_UINT;
 
     return conf;
 }

@@ -137,6 +137,37 @@ select(undef, undef, undef, 0.5);
 
 
 
+=== TEST 3b: max_queue sets how long a queue makes a member full
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream queue_limit {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics;
+        mcig_balancing_mode custom_metrics max_utilization=60 max_queue=20;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://queue_limit;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.2
+vllm:num_requests_running 2
+vllm:num_requests_waiting 12
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- more_headers
+x-gateway-inference-objective: batch
+--- error_code: 200
+
+
+
 === TEST 4: dry run scrapes, but balances on in-flight counts
 --- http_config eval
 $Mcig::members . <<'_EOC_';
@@ -205,6 +236,47 @@ GET /t
 --- response_body_like: ^(127\.0\.0\.[23])\n(\1\n){2}$
 --- error_log eval
 qr/\[warn\] .*mcig: scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_metrics" failed: .*Could(n't| not) connect/
+
+
+
+=== TEST 5b: figures that stop being refreshed go stale and are not used
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream goes_stale {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=50ms stale=300ms;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://goes_stale; }\n" . <<'_EOC_';
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" -->';
+    }
+_EOC_
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.5
+vllm:num_requests_running 1
+--- init
+# .3 looks busier while fresh; once its page is gone its last figure
+# goes stale and its in-flight count (none) stands in
+select(undef, undef, undef, 0.4);
+Mcig::html_file("metrics-127.0.0.3.prom", undef);
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.3
+127.0.0.3
 
 
 

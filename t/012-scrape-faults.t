@@ -121,3 +121,53 @@ POST /v1/completions
 --- error_log eval
 [qr/member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/,
  qr/member 127\.0\.0\.3:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/]
+
+
+
+=== TEST 6: binary garbage
+--- http_config eval: ::config_with("path=/metrics")
+--- config
+    location /v1/ {
+        proxy_pass http://faulty;
+    }
+--- user_files eval
+[["metrics-127.0.0.2.prom" => join("", map { chr(($_ * 7919) % 256) } 1 .. 3000)],
+ ["metrics-127.0.0.3.prom" => "\x00\xff\xfe{{{\n\x01\x02 vllm:kv_cache_usage_perc\x00 0.5\n"]]
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+[qr/member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/,
+ qr/member 127\.0\.0\.3:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/]
+
+
+
+=== TEST 7: a 50 MB page is cut off at max_size
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream huge_page {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=500ms;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://huge_page;
+    }
+--- user_files eval
+[["metrics-127.0.0.2.prom" =>
+  "vllm:kv_cache_usage_perc 0.5\n" . ("# padding\n" x 5_000_000)]]
+--- init
+select(undef, undef, undef, 1.0);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/member 127\.0\.0\.2:\d+ of pool "huge_page" failed: the page is larger than the size limit/
+--- timeout: 5

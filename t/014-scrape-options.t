@@ -46,6 +46,20 @@ our $tls_members = $Mcig::members . <<'_EOC_';
             try_files /metrics-$server_addr.prom =404;
         }
     }
+
+    # members that want a client certificate (the same throwaway one)
+    server {
+        listen 127.0.0.2:$TEST_NGINX_RAND_PORT_2 ssl;
+        listen 127.0.0.3:$TEST_NGINX_RAND_PORT_2 ssl;
+        ssl_certificate $TEST_NGINX_MCIG_TLS/member.crt;
+        ssl_certificate_key $TEST_NGINX_MCIG_TLS/member.key;
+        ssl_client_certificate $TEST_NGINX_MCIG_TLS/member.crt;
+        ssl_verify_client on;
+
+        location = /metrics {
+            try_files /metrics-$server_addr.prom =404;
+        }
+    }
 _EOC_
 
 our $ssi = <<'_EOC_';
@@ -153,6 +167,68 @@ GET /t
 # the mock member (same nginx) logs the headers it receives at debug
 [qr/^(?!.*(http header:|http script (var|value))).*s3cret/,
  "scraping the metrics"]
+
+
+
+=== TEST 3b: a client certificate
+--- http_config eval
+$::tls_members . <<'_EOC_';
+    upstream client_cert {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_2
+                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt
+                     cert=$TEST_NGINX_MCIG_TLS/member.crt
+                     key=$TEST_NGINX_MCIG_TLS/member.key;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://client_cert; }\n" . $::ssi
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.1
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.3
+127.0.0.3
+--- no_error_log
+scraping the metrics
+
+
+
+=== TEST 3c: without the client certificate the member refuses
+--- http_config eval
+$::tls_members . <<'_EOC_';
+    upstream no_client_cert {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_2
+                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://no_client_cert;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.1
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_client_cert" failed: it answered with status other than 2xx/
 
 
 
