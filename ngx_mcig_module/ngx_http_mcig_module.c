@@ -84,6 +84,13 @@ static ngx_command_t  ngx_http_mcig_commands[] = {
       offsetof(ngx_http_mcig_loc_conf_t, enable),
       NULL },
 
+    { ngx_string("mcig_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_mcig_status,
+      0,
+      0,
+      NULL },
+
       ngx_null_command
 };
 

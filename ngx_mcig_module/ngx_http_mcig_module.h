@@ -74,6 +74,25 @@ typedef struct {
 } ngx_http_mcig_member_node_t;
 
 
+/* a pool's counters in the shared zone */
+typedef struct {
+    ngx_str_node_t                  sn;       /* key: "\x01pool" */
+    ngx_atomic_t                    saturated;    /* 429 */
+    ngx_atomic_t                    no_member;    /* 503 */
+    ngx_atomic_t                    deadline;     /* 504 */
+    u_char                          key[1];
+} ngx_http_mcig_pool_node_t;
+
+
+/* an objective's counters; the one of key "\x02pool\0" counts the rest */
+typedef struct {
+    ngx_str_node_t                  sn;       /* "\x02pool\0objective" */
+    ngx_atomic_t                    requests;
+    ngx_atomic_t                    shed;
+    u_char                          key[1];
+} ngx_http_mcig_objective_node_t;
+
+
 typedef struct {
     ngx_rbtree_t                    rbtree;
     ngx_rbtree_node_t               sentinel;
@@ -107,6 +126,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                       name;
     ngx_int_t                       priority;
+    ngx_str_t                       key;
+    ngx_http_mcig_objective_node_t *node;
 } ngx_http_mcig_objective_t;
 
 
@@ -152,6 +173,10 @@ typedef struct {
     ngx_uint_t                      unhealthy_threshold;
 
     ngx_http_upstream_srv_conf_t   *upstream;
+    ngx_str_t                       key;
+    ngx_http_mcig_pool_node_t      *node;
+    ngx_str_t                       default_objective_key;
+    ngx_http_mcig_objective_node_t *default_objective;
     ngx_http_mcig_member_t         *members;      /* in peer order */
     ngx_uint_t                      nmembers;
     ngx_shm_zone_t                 *shm_zone;
@@ -166,6 +191,7 @@ typedef struct {
     ngx_str_t                       fairness_id;
     ngx_str_t                       objective;    /* the one applied */
     ngx_int_t                       priority;
+    ngx_http_mcig_objective_node_t *objective_node;
     ngx_http_upstream_mcig_srv_conf_t  *pool;
     ngx_str_t                      *endpoint;     /* last member picked */
 
@@ -201,6 +227,9 @@ void ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason);
 ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
+
+ngx_array_t *ngx_http_mcig_pools(ngx_http_request_t *r);
+char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);

@@ -48,6 +48,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_upstream_init_mcig(ngx_conf_t *cf,
     ngx_http_upstream_srv_conf_t *us);
+static ngx_int_t ngx_http_upstream_mcig_pool_keys(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 static ngx_int_t ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us);
 static ngx_int_t ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
@@ -67,6 +69,8 @@ static void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
 
 static ngx_int_t ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_str_node_t *ngx_http_upstream_mcig_node(
+    ngx_http_upstream_mcig_zone_t *zone, ngx_str_t *key, size_t size);
 static ngx_int_t ngx_http_upstream_mcig_bind_members(
     ngx_http_upstream_mcig_zone_t *zone, ngx_log_t *log);
 static ngx_uint_t ngx_http_upstream_mcig_pid_exited(ngx_pid_t pid);
@@ -257,6 +261,10 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     us->peer.init = ngx_http_upstream_init_mcig_peer;
 
+    if (ngx_http_upstream_mcig_pool_keys(cf, pool) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     peers = us->peer.data;
 
     pool->nmembers = peers->number;
@@ -302,6 +310,67 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         {
             return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/* the shared-zone keys of a pool and of its objectives */
+
+static ngx_int_t
+ngx_http_upstream_mcig_pool_keys(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    u_char                     *p;
+    ngx_str_t                  *host;
+    ngx_uint_t                  i;
+    ngx_http_mcig_objective_t  *obj;
+
+    host = &pool->upstream->host;
+
+    /* NUL-terminated, so that key.data + 1 is the pool's name as a string */
+    pool->key.len = 1 + host->len;
+    pool->key.data = ngx_pnalloc(cf->pool, pool->key.len + 1);
+    if (pool->key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->key.data[0] = '\x01';
+    ngx_memcpy(pool->key.data + 1, host->data, host->len);
+    pool->key.data[pool->key.len] = '\0';
+
+    /* requests with no objective or an unknown one */
+    pool->default_objective_key.len = 1 + host->len + 1;
+    pool->default_objective_key.data = ngx_pnalloc(cf->pool,
+                                            pool->default_objective_key.len);
+    if (pool->default_objective_key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = pool->default_objective_key.data;
+    *p++ = '\x02';
+    p = ngx_cpymem(p, host->data, host->len);
+    *p = '\0';
+
+    if (pool->objectives == NULL) {
+        return NGX_OK;
+    }
+
+    obj = pool->objectives->elts;
+
+    for (i = 0; i < pool->objectives->nelts; i++) {
+        obj[i].key.len = 1 + host->len + 1 + obj[i].name.len;
+        obj[i].key.data = ngx_pnalloc(cf->pool, obj[i].key.len);
+        if (obj[i].key.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = obj[i].key.data;
+        *p++ = '\x02';
+        p = ngx_cpymem(p, host->data, host->len);
+        *p++ = '\0';
+        ngx_memcpy(p, obj[i].name.data, obj[i].name.len);
     }
 
     return NGX_OK;
@@ -355,6 +424,8 @@ ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
     ctx->pool = pool;
     ngx_http_upstream_mcig_resolve_objective(ctx, pool);
 
+    (void) ngx_atomic_fetch_add(&ctx->objective_node->requests, 1);
+
     if (ngx_http_upstream_admit_mcig_peer(r, pd) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -381,6 +452,7 @@ ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
     /* as the EPP: no header or an unknown objective means priority 0 */
     ngx_str_null(&ctx->objective);
     ctx->priority = 0;
+    ctx->objective_node = pool->default_objective;
 
     if (ctx->objective_header.len == 0 || pool->objectives == NULL) {
         return;
@@ -395,6 +467,7 @@ ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
         {
             ctx->objective = obj[i].name;
             ctx->priority = obj[i].priority;
+            ctx->objective_node = obj[i].node;
             return;
         }
     }
@@ -432,6 +505,8 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
                       "all are down, failed or unhealthy",
                       &pd->pool->upstream->host);
 
+        (void) ngx_atomic_fetch_add(&pd->pool->node->no_member, 1);
+
         ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_NO_MEMBER,
                                 "no_member_available",
                                 "no member of pool \"%V\" is available",
@@ -444,6 +519,9 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
                       "mcig: pool \"%V\" is saturated, shed a request of "
                       "priority %i", &pd->pool->upstream->host,
                       ctx->priority);
+
+        (void) ngx_atomic_fetch_add(&pd->pool->node->saturated, 1);
+        (void) ngx_atomic_fetch_add(&ctx->objective_node->shed, 1);
 
         ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_SATURATED,
                                 "pool_saturated",
@@ -713,6 +791,7 @@ ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
     }
 
     ctx->deadline_expired = 1;
+    (void) ngx_atomic_fetch_add(&ctx->pool->node->deadline, 1);
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "mcig: request to pool \"%V\" passed its deadline of "
@@ -732,6 +811,19 @@ ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
     c = u->peer.connection;
     c->read->timedout = 1;
     c->read->handler(c->read);
+}
+
+
+/* the pools, for the status handler */
+
+ngx_array_t *
+ngx_http_mcig_pools(ngx_http_request_t *r)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_mcig_module);
+
+    return mcf->shm_zone ? &mcf->pools : NULL;
 }
 
 
@@ -790,66 +882,130 @@ ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* finds or makes the shared node of every member of every pool */
+/*
+ * Finds the shared node of a key, or makes one of the given size, which
+ * starts with an ngx_str_node_t and ends with room for the key.  Member,
+ * pool and objective keys live in one tree: pool keys start with \x01 and
+ * objective keys with \x02, bytes an upstream name does not start with.
+ */
+
+static ngx_str_node_t *
+ngx_http_upstream_mcig_node(ngx_http_upstream_mcig_zone_t *zone,
+    ngx_str_t *key, size_t size)
+{
+    uint32_t         hash;
+    ngx_str_node_t  *sn;
+
+    hash = ngx_crc32_long(key->data, key->len);
+    sn = ngx_str_rbtree_lookup(&zone->sh->rbtree, key, hash);
+
+    if (sn) {
+        return sn;
+    }
+
+    sn = ngx_slab_alloc_locked(zone->shpool, size + key->len);
+    if (sn == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(sn, size);
+
+    sn->str.len = key->len;
+    sn->str.data = (u_char *) sn + size;
+    ngx_memcpy(sn->str.data, key->data, key->len);
+    sn->node.key = hash;
+
+    ngx_rbtree_insert(&zone->sh->rbtree, &sn->node);
+
+    return sn;
+}
+
+
+/* finds or makes the shared nodes of every pool, member and objective */
 
 static ngx_int_t
 ngx_http_upstream_mcig_bind_members(ngx_http_upstream_mcig_zone_t *zone,
     ngx_log_t *log)
 {
-    uint32_t                             hash;
     ngx_uint_t                           i, j;
     ngx_str_node_t                      *sn;
     ngx_http_mcig_member_t              *m;
+    ngx_http_mcig_objective_t           *obj;
     ngx_http_mcig_member_node_t         *node;
-    ngx_http_upstream_mcig_srv_conf_t  **pools;
+    ngx_http_upstream_mcig_srv_conf_t  **pools, *pool;
 
     pools = zone->mcf->pools.elts;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     for (i = 0; i < zone->mcf->pools.nelts; i++) {
-        for (j = 0; j < pools[i]->nmembers; j++) {
-            m = &pools[i]->members[j];
+        pool = pools[i];
 
-            hash = ngx_crc32_long(m->key.data, m->key.len);
-            sn = ngx_str_rbtree_lookup(&zone->sh->rbtree, &m->key, hash);
+        for (j = 0; j < pool->nmembers; j++) {
+            m = &pool->members[j];
 
-            if (sn) {
-                m->node = (ngx_http_mcig_member_node_t *) sn;
-                continue;
+            sn = ngx_http_upstream_mcig_node(zone, &m->key,
+                                 offsetof(ngx_http_mcig_member_node_t, key));
+            if (sn == NULL) {
+                goto nomem;
             }
 
-            node = ngx_slab_alloc_locked(zone->shpool,
-                                 offsetof(ngx_http_mcig_member_node_t, key)
-                                 + m->key.len);
-            if (node == NULL) {
-                ngx_shmtx_unlock(&zone->shpool->mutex);
+            node = (ngx_http_mcig_member_node_t *) sn;
 
-                ngx_log_error(NGX_LOG_EMERG, log, 0,
-                              "mcig_zone \"%V\" is too small for the "
-                              "members of pool \"%V\"; increase its size",
-                              &zone->mcf->shm_zone->shm.name,
-                              &pools[i]->upstream->host);
-                return NGX_ERROR;
+            if (m->node == NULL && node->queue.next == NULL) {
+                ngx_queue_insert_tail(&zone->sh->members, &node->queue);
             }
-
-            ngx_memzero(node, offsetof(ngx_http_mcig_member_node_t, key));
-            ngx_memcpy(node->key, m->key.data, m->key.len);
-
-            node->sn.node.key = hash;
-            node->sn.str.len = m->key.len;
-            node->sn.str.data = node->key;
-
-            ngx_rbtree_insert(&zone->sh->rbtree, &node->sn.node);
-            ngx_queue_insert_tail(&zone->sh->members, &node->queue);
 
             m->node = node;
+        }
+
+        pool->node = (ngx_http_mcig_pool_node_t *)
+                     ngx_http_upstream_mcig_node(zone, &pool->key,
+                                  offsetof(ngx_http_mcig_pool_node_t, key));
+        if (pool->node == NULL) {
+            goto nomem;
+        }
+
+        pool->default_objective = (ngx_http_mcig_objective_node_t *)
+                     ngx_http_upstream_mcig_node(zone,
+                                  &pool->default_objective_key,
+                                  offsetof(ngx_http_mcig_objective_node_t,
+                                           key));
+        if (pool->default_objective == NULL) {
+            goto nomem;
+        }
+
+        if (pool->objectives == NULL) {
+            continue;
+        }
+
+        obj = pool->objectives->elts;
+
+        for (j = 0; j < pool->objectives->nelts; j++) {
+            obj[j].node = (ngx_http_mcig_objective_node_t *)
+                     ngx_http_upstream_mcig_node(zone, &obj[j].key,
+                                  offsetof(ngx_http_mcig_objective_node_t,
+                                           key));
+            if (obj[j].node == NULL) {
+                goto nomem;
+            }
         }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return NGX_OK;
+
+nomem:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_EMERG, log, 0,
+                  "mcig_zone \"%V\" is too small for the members of pool "
+                  "\"%V\"; increase its size",
+                  &zone->mcf->shm_zone->shm.name, &pool->upstream->host);
+
+    return NGX_ERROR;
 }
 
 

@@ -107,8 +107,7 @@ POST /v1/completions
 --- http_config eval
 $Mcig::members . <<'_EOC_';
     upstream passive {
-        server 127.0.0.5:1 max_fails=0;
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT max_fails=0;
+        server 127.0.0.5:1;
         mcig_pool;
         mcig_health_check interval=60s timeout=1s unhealthy=2;
     }
@@ -117,20 +116,15 @@ _EOC_
     location /v1/ {
         proxy_pass http://passive;
     }
---- user_files
->>> health-127.0.0.2
-ok
 --- init
 Mcig::hold("/v1/models", 2, 2);
 --- request
 POST /v1/completions
 {"model":"m"}
---- response_body
-127.0.0.2
+--- error_code: 503
+--- response_body_like: "code":"no_member_available"
 --- error_log eval
 qr/\[warn\] .*mcig: member 127\.0\.0\.5:1 of pool "passive" is unhealthy: requests to it failed/
---- no_error_log
-member 127.0.0.2
 
 
 

@@ -12,7 +12,7 @@ packages=(
     nginx nginx-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev
     libcmocka-dev gcc make pkg-config curl wrk perl libipc-run-perl
     libtest-longstring-perl libtext-diff-perl liburi-perl libtest-base-perl
-    libwww-perl libhttp-message-perl
+    libwww-perl libhttp-message-perl prometheus
 )
 
 missing=()
@@ -37,11 +37,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The Debian nginx package starts a server on port 80 at install time; the
-# tests start their own servers and do not need it.
-if systemctl is-active --quiet nginx 2>/dev/null; then
-    $SUDO systemctl stop nginx >/dev/null 2>&1 || true
-fi
+# The Debian nginx and prometheus packages start servers at install time;
+# the tests start their own nginx and only need promtool.
+for service in nginx prometheus; do
+    if systemctl is-active --quiet "$service" 2>/dev/null; then
+        $SUDO systemctl stop "$service" >/dev/null 2>&1 || true
+    fi
+done
 
 if ! perl -MTest::Nginx::Socket -e 1 2>/dev/null; then
     echo "setup: installing Test::Nginx (libtest-nginx-perl from Debian sid)"

@@ -1,0 +1,581 @@
+
+/*
+ * Copyright (C) ngx_mcig_module authors
+ *
+ * What the gateway knows and decided, for people and for Prometheus:
+ * "mcig_status;" answers JSON (built with cJSON), "mcig_status prometheus;"
+ * the Prometheus text format.  Both read the shared zone without locks;
+ * a member's scraped figures are read through its sequence counter, so
+ * they are consistent with each other.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <cjson/cJSON.h>
+
+#include "ngx_http_mcig_module.h"
+
+
+typedef struct {
+    u_char      *pos;
+    u_char      *last;
+} ngx_http_mcig_text_t;
+
+
+static ngx_int_t ngx_http_mcig_status_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcig_status_prometheus(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcig_status_send(ngx_http_request_t *r,
+    ngx_str_t *type, u_char *data, size_t len);
+static cJSON *ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool);
+static cJSON *ngx_http_mcig_status_string(ngx_str_t *s);
+static u_char *ngx_http_mcig_label(u_char *p, ngx_str_t *value);
+
+
+char *
+ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                 *value;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler) {
+        return "is duplicate, or the location has another content handler";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "json") == 0) {
+        clcf->handler = ngx_http_mcig_status_json;
+
+    } else if (ngx_strcmp(value[1].data, "prometheus") == 0) {
+        clcf->handler = ngx_http_mcig_status_prometheus;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid format \"%V\" of mcig_status: json or "
+                           "prometheus expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcig_status_json(ngx_http_request_t *r)
+{
+    char                                *text;
+    ngx_int_t                            rc;
+    ngx_str_t                            type;
+    ngx_time_t                          *tp;
+    ngx_uint_t                           i;
+    ngx_array_t                         *pools;
+    cJSON                               *root, *obj, *item;
+    ngx_http_upstream_mcig_srv_conf_t  **pool;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    root = cJSON_CreateObject();
+    if (root == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cJSON_AddStringToObject(root, "version", NGINX_VERSION);
+    tp = ngx_timeofday();
+    cJSON_AddNumberToObject(root, "time_ms", (double) tp->sec * 1000
+                                             + tp->msec);
+
+    obj = cJSON_AddObjectToObject(root, "pools");
+    pools = ngx_http_mcig_pools(r);
+    pool = pools ? pools->elts : NULL;
+
+    for (i = 0; pools && obj && i < pools->nelts; i++) {
+        item = ngx_http_mcig_status_pool(pool[i]);
+
+        if (item == NULL) {
+            cJSON_Delete(root);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        cJSON_AddItemToObject(obj, (char *) pool[i]->key.data + 1, item);
+    }
+
+    text = (obj == NULL) ? NULL : cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_str_set(&type, "application/json");
+
+    rc = ngx_http_mcig_status_send(r, &type, (u_char *) text,
+                                   ngx_strlen(text));
+    cJSON_free(text);
+
+    return rc;
+}
+
+
+static cJSON *
+ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_uint_t                   i;
+    cJSON                       *p, *list, *item, *m;
+    ngx_http_mcig_member_t      *member;
+    ngx_http_mcig_metrics_t      metrics;
+    ngx_http_mcig_objective_t   *obj;
+    ngx_http_mcig_member_node_t *node;
+
+    p = cJSON_CreateObject();
+    if (p == NULL) {
+        return NULL;
+    }
+
+    cJSON_AddStringToObject(p, "balancing_mode",
+                            pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
+                            ? "custom_metrics" : "in_flight");
+    cJSON_AddNumberToObject(p, "max_in_flight", pool->max_in_flight);
+
+    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS) {
+        cJSON_AddNumberToObject(p, "max_utilization", pool->max_utilization);
+        cJSON_AddNumberToObject(p, "max_queue", pool->max_queue);
+        cJSON_AddBoolToObject(p, "dry_run", pool->dry_run);
+    }
+
+    item = cJSON_AddObjectToObject(p, "refused");
+    if (item) {
+        cJSON_AddNumberToObject(item, "pool_saturated", pool->node->saturated);
+        cJSON_AddNumberToObject(item, "no_member_available",
+                                pool->node->no_member);
+        cJSON_AddNumberToObject(item, "deadline_exceeded",
+                                pool->node->deadline);
+    }
+
+    list = cJSON_AddArrayToObject(p, "members");
+
+    for (i = 0; list && i < pool->nmembers; i++) {
+        member = &pool->members[i];
+        node = member->node;
+
+        item = cJSON_CreateObject();
+        if (item == NULL) {
+            break;
+        }
+
+        cJSON_AddItemToArray(list, item);
+
+        cJSON_AddItemToObject(item, "address",
+                              ngx_http_mcig_status_string(&member->name));
+        cJSON_AddBoolToObject(item, "healthy", !node->unhealthy);
+        cJSON_AddNumberToObject(item, "in_flight",
+                                (double) (ngx_atomic_int_t) node->in_flight);
+        cJSON_AddNumberToObject(item, "capacity", member->capacity);
+        cJSON_AddNumberToObject(item, "requests", node->requests);
+        cJSON_AddNumberToObject(item, "failures", node->failures);
+
+        if (pool->health) {
+            if (node->health_checked) {
+                cJSON_AddNumberToObject(item, "health_check_age_ms",
+                              (double) (ngx_current_msec
+                                        - node->health_checked));
+            } else {
+                cJSON_AddNullToObject(item, "health_check_age_ms");
+            }
+        }
+
+        if (pool->metrics == NULL) {
+            continue;
+        }
+
+        cJSON_AddNumberToObject(item, "scrapes", node->scrapes);
+        cJSON_AddNumberToObject(item, "scrape_errors", node->scrape_errors);
+
+        if (ngx_http_mcig_read_metrics(pool, member, &metrics) != NGX_OK) {
+            /* never scraped, or stale */
+            cJSON_AddNullToObject(item, "metrics");
+            continue;
+        }
+
+        m = cJSON_AddObjectToObject(item, "metrics");
+        if (m) {
+            cJSON_AddNumberToObject(m, "kv_cache_usage",
+                                    metrics.kv_ppm / 1e6);
+            cJSON_AddNumberToObject(m, "waiting", metrics.waiting);
+            cJSON_AddNumberToObject(m, "running", metrics.running);
+            cJSON_AddNumberToObject(m, "age_ms", metrics.age);
+            cJSON_AddNumberToObject(m, "dispatched_since",
+                                    node->dispatched);
+        }
+    }
+
+    list = cJSON_AddArrayToObject(p, "objectives");
+
+    if (list && pool->objectives) {
+        obj = pool->objectives->elts;
+
+        for (i = 0; i < pool->objectives->nelts; i++) {
+            item = cJSON_CreateObject();
+            if (item == NULL) {
+                break;
+            }
+
+            cJSON_AddItemToArray(list, item);
+            cJSON_AddItemToObject(item, "name",
+                                  ngx_http_mcig_status_string(&obj[i].name));
+            cJSON_AddNumberToObject(item, "priority", obj[i].priority);
+            cJSON_AddNumberToObject(item, "requests", obj[i].node->requests);
+            cJSON_AddNumberToObject(item, "shed", obj[i].node->shed);
+        }
+    }
+
+    /* requests without an objective, or naming an unknown one */
+    item = list ? cJSON_CreateObject() : NULL;
+
+    if (item) {
+        cJSON_AddItemToArray(list, item);
+        cJSON_AddNullToObject(item, "name");
+        cJSON_AddNumberToObject(item, "priority", 0);
+        cJSON_AddNumberToObject(item, "requests",
+                                pool->default_objective->requests);
+        cJSON_AddNumberToObject(item, "shed", pool->default_objective->shed);
+    }
+
+    return p;
+}
+
+
+static cJSON *
+ngx_http_mcig_status_string(ngx_str_t *s)
+{
+    u_char  buf[NGX_MAX_ERROR_STR];
+
+    /* names come from the configuration; cJSON escapes them */
+    ngx_cpystrn(buf, s->data, ngx_min(s->len + 1, sizeof(buf)));
+
+    return cJSON_CreateString((char *) buf);
+}
+
+
+/*
+ * The Prometheus text format: every family has HELP and TYPE lines and
+ * its series follow them.
+ */
+
+#define NGX_HTTP_MCIG_FAMILY(p, name, type, help)                           \
+    p = ngx_cpymem(p, "# HELP " name " " help "\n# TYPE " name " " type "\n", \
+                   sizeof("# HELP " name " " help "\n# TYPE " name " "       \
+                          type "\n") - 1)
+
+
+static ngx_int_t
+ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
+{
+    u_char                              *buf, *p;
+    size_t                               size;
+    ngx_int_t                            rc;
+    ngx_str_t                            type;
+    ngx_uint_t                           i, j, family;
+    ngx_array_t                         *pools;
+    ngx_http_mcig_member_t              *m;
+    ngx_http_mcig_metrics_t              metrics;
+    ngx_http_mcig_objective_t           *obj;
+    ngx_http_mcig_member_node_t         *node;
+    ngx_http_upstream_mcig_srv_conf_t  **pool;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    pools = ngx_http_mcig_pools(r);
+    pool = pools ? pools->elts : NULL;
+
+    /* HELP and TYPE lines, then every series with its labels escaped */
+    size = 13 * 192;
+
+    for (i = 0; pools && i < pools->nelts; i++) {
+        size_t  longest = 0;
+
+        for (j = 0; j < pool[i]->nmembers; j++) {
+            longest = ngx_max(longest, pool[i]->members[j].name.len);
+        }
+
+        obj = pool[i]->objectives ? pool[i]->objectives->elts : NULL;
+
+        for (j = 0; obj && j < pool[i]->objectives->nelts; j++) {
+            longest = ngx_max(longest, obj[j].name.len);
+        }
+
+        size += (pool[i]->nmembers * 10 + 3
+                 + 2 * (1 + (obj ? pool[i]->objectives->nelts : 0)))
+                * (128 + 2 * pool[i]->key.len + 2 * longest);
+    }
+
+    buf = ngx_pnalloc(r->pool, size);
+    if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = buf;
+
+    /* one family at a time, over every pool and member */
+
+    for (family = 0; family < 13; family++) {
+
+        switch (family) {
+        case 0:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_requests_total", "counter",
+                "Requests sent to the member.");
+            break;
+        case 1:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_failures_total", "counter",
+                "Requests to the member that failed (error or timeout).");
+            break;
+        case 2:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_in_flight", "gauge",
+                "Requests in flight to the member, across all workers.");
+            break;
+        case 3:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_healthy", "gauge",
+                "1 when the member takes traffic, 0 when unhealthy.");
+            break;
+        case 4:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_kv_cache_usage", "gauge",
+                "Scraped KV-cache usage (0..1), when fresh.");
+            break;
+        case 5:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_waiting_requests", "gauge",
+                "Scraped waiting requests, when fresh.");
+            break;
+        case 6:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_running_requests", "gauge",
+                "Scraped running requests, when fresh.");
+            break;
+        case 7:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_metrics_age_seconds",
+                "gauge", "Age of the member's scraped figures, when fresh.");
+            break;
+        case 8:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrapes_total", "counter",
+                "Good scrapes of the member's metrics.");
+            break;
+        case 9:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrape_errors_total",
+                "counter", "Failed scrapes of the member's metrics.");
+            break;
+        case 10:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_refused_total", "counter",
+                "Requests the gateway refused, by reason.");
+            break;
+        case 11:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_objective_requests_total",
+                "counter", "Requests by InferenceObjective (\"\": none).");
+            break;
+        case 12:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_objective_shed_total", "counter",
+                "Sheddable requests refused, by InferenceObjective.");
+            break;
+        }
+
+        for (i = 0; pools && i < pools->nelts; i++) {
+            ngx_str_t  name;
+
+            name.data = pool[i]->key.data + 1;
+            name.len = pool[i]->key.len - 1;
+
+            if (family == 10) {
+                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
+                p = ngx_http_mcig_label(p, &name);
+                p = ngx_sprintf(p, "\",reason=\"pool_saturated\"} %uA\n",
+                                pool[i]->node->saturated);
+                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
+                p = ngx_http_mcig_label(p, &name);
+                p = ngx_sprintf(p, "\",reason=\"no_member_available\"} %uA\n",
+                                pool[i]->node->no_member);
+                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
+                p = ngx_http_mcig_label(p, &name);
+                p = ngx_sprintf(p, "\",reason=\"deadline_exceeded\"} %uA\n",
+                                pool[i]->node->deadline);
+                continue;
+            }
+
+            if (family == 11 || family == 12) {
+                ngx_str_t                        oname;
+                ngx_http_mcig_objective_node_t  *on;
+
+                obj = pool[i]->objectives ? pool[i]->objectives->elts : NULL;
+
+                for (j = 0; j <= (obj ? pool[i]->objectives->nelts : 0);
+                     j++)
+                {
+                    if (obj && j < pool[i]->objectives->nelts) {
+                        oname = obj[j].name;
+                        on = obj[j].node;
+
+                    } else {
+                        ngx_str_null(&oname);
+                        on = pool[i]->default_objective;
+                    }
+
+                    p = ngx_sprintf(p, "%s{pool=\"",
+                                    family == 11
+                                    ? "mcig_objective_requests_total"
+                                    : "mcig_objective_shed_total");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",objective=\"");
+                    p = ngx_http_mcig_label(p, &oname);
+                    p = ngx_sprintf(p, "\"} %uA\n",
+                                    family == 11 ? on->requests : on->shed);
+                }
+
+                continue;
+            }
+
+            if (family >= 8 && pool[i]->metrics == NULL) {
+                continue;
+            }
+
+            for (j = 0; j < pool[i]->nmembers; j++) {
+                m = &pool[i]->members[j];
+                node = m->node;
+
+                if (family >= 4 && family <= 7
+                    && (pool[i]->metrics == NULL
+                        || ngx_http_mcig_read_metrics(pool[i], m, &metrics)
+                           != NGX_OK))
+                {
+                    continue;
+                }
+
+                switch (family) {
+                case 0: p = ngx_sprintf(p, "mcig_member_requests_total"); break;
+                case 1: p = ngx_sprintf(p, "mcig_member_failures_total"); break;
+                case 2: p = ngx_sprintf(p, "mcig_member_in_flight"); break;
+                case 3: p = ngx_sprintf(p, "mcig_member_healthy"); break;
+                case 4: p = ngx_sprintf(p, "mcig_member_kv_cache_usage"); break;
+                case 5:
+                    p = ngx_sprintf(p, "mcig_member_waiting_requests");
+                    break;
+                case 6:
+                    p = ngx_sprintf(p, "mcig_member_running_requests");
+                    break;
+                case 7:
+                    p = ngx_sprintf(p, "mcig_member_metrics_age_seconds");
+                    break;
+                case 8: p = ngx_sprintf(p, "mcig_member_scrapes_total"); break;
+                default:
+                    p = ngx_sprintf(p, "mcig_member_scrape_errors_total");
+                    break;
+                }
+
+                p = ngx_sprintf(p, "{pool=\"");
+                p = ngx_http_mcig_label(p, &name);
+                p = ngx_sprintf(p, "\",member=\"");
+                p = ngx_http_mcig_label(p, &m->name);
+                p = ngx_sprintf(p, "\"} ");
+
+                switch (family) {
+                case 0: p = ngx_sprintf(p, "%uA\n", node->requests); break;
+                case 1: p = ngx_sprintf(p, "%uA\n", node->failures); break;
+                case 2:
+                    p = ngx_sprintf(p, "%A\n",
+                                    (ngx_atomic_int_t) node->in_flight);
+                    break;
+                case 3:
+                    p = ngx_sprintf(p, "%d\n", node->unhealthy ? 0 : 1);
+                    break;
+                case 4:
+                    p = ngx_sprintf(p, "%uD.%06uD\n", metrics.kv_ppm / 1000000,
+                                    metrics.kv_ppm % 1000000);
+                    break;
+                case 5: p = ngx_sprintf(p, "%uD\n", metrics.waiting); break;
+                case 6: p = ngx_sprintf(p, "%uD\n", metrics.running); break;
+                case 7:
+                    p = ngx_sprintf(p, "%M.%03M\n", metrics.age / 1000,
+                                    metrics.age % 1000);
+                    break;
+                case 8: p = ngx_sprintf(p, "%uA\n", node->scrapes); break;
+                default:
+                    p = ngx_sprintf(p, "%uA\n", node->scrape_errors);
+                    break;
+                }
+            }
+        }
+    }
+
+    ngx_str_set(&type, "text/plain; version=0.0.4");
+
+    return ngx_http_mcig_status_send(r, &type, buf, p - buf);
+}
+
+
+/* a label value: \, " and newline escaped as the text format wants */
+
+static u_char *
+ngx_http_mcig_label(u_char *p, ngx_str_t *value)
+{
+    size_t  i;
+
+    for (i = 0; i < value->len; i++) {
+        switch (value->data[i]) {
+        case '\\': *p++ = '\\'; *p++ = '\\'; break;
+        case '"':  *p++ = '\\'; *p++ = '"'; break;
+        case '\n': *p++ = '\\'; *p++ = 'n'; break;
+        default:   *p++ = value->data[i];
+        }
+    }
+
+    return p;
+}
+
+
+static ngx_int_t
+ngx_http_mcig_status_send(ngx_http_request_t *r, ngx_str_t *type,
+    u_char *data, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len ? len : 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->pos, data, len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
