@@ -45,6 +45,9 @@ typedef enum {
     NGX_HTTP_MCIG_VAR_PRIORITY,
     NGX_HTTP_MCIG_VAR_POOL,
     NGX_HTTP_MCIG_VAR_ENDPOINT,
+    NGX_HTTP_MCIG_VAR_REGION,
+    NGX_HTTP_MCIG_VAR_CLUSTER,
+    NGX_HTTP_MCIG_VAR_DECISION,
     NGX_HTTP_MCIG_VAR_ERROR
 } ngx_http_mcig_var_e;
 
@@ -161,6 +164,15 @@ static ngx_http_variable_t  ngx_http_mcig_vars[] = {
 
     { ngx_string("mcig_endpoint"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_ENDPOINT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcig_region"), NULL, ngx_http_mcig_variable,
+      NGX_HTTP_MCIG_VAR_REGION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcig_cluster"), NULL, ngx_http_mcig_variable,
+      NGX_HTTP_MCIG_VAR_CLUSTER, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcig_decision"), NULL, ngx_http_mcig_variable,
+      NGX_HTTP_MCIG_VAR_DECISION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcig_error"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -813,8 +825,34 @@ ngx_http_mcig_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case NGX_HTTP_MCIG_VAR_ENDPOINT:
-        if (ctx->endpoint) {
-            s = *ctx->endpoint;
+        if (ctx->member) {
+            s = ctx->member->name;
+        }
+
+        break;
+
+    case NGX_HTTP_MCIG_VAR_REGION:
+        if (ctx->member && ctx->pool && ctx->pool->regions) {
+            s = ((ngx_str_t *) ctx->pool->regions->elts)[ctx->member->region];
+        }
+
+        break;
+
+    case NGX_HTTP_MCIG_VAR_CLUSTER:
+        if (ctx->member) {
+            s = ctx->member->cluster;
+        }
+
+        break;
+
+    case NGX_HTTP_MCIG_VAR_DECISION:
+        if (ctx->pool) {
+            switch (ctx->decision) {
+            case MCIG_REGION_LOCAL: ngx_str_set(&s, "local"); break;
+            case MCIG_REGION_SPILLOVER: ngx_str_set(&s, "spillover"); break;
+            case MCIG_REGION_FAILOVER: ngx_str_set(&s, "failover"); break;
+            default: break;
+            }
         }
 
         break;

@@ -19,6 +19,7 @@
 #include "mcig_body.h"
 #include "mcig_pick.h"
 #include "mcig_prom.h"
+#include "mcig_region.h"
 
 
 /*
@@ -80,6 +81,16 @@ typedef struct {
     ngx_atomic_t                    saturated;    /* 429 */
     ngx_atomic_t                    no_member;    /* 503 */
     ngx_atomic_t                    deadline;     /* 504 */
+
+    /* where requests went, and why (mcig_region_kind_e) */
+    ngx_atomic_t                    decisions[4];
+    ngx_atomic_t                    region_requests[MCIG_REGIONS_MAX];
+
+    /*
+     * Drain state of each region, updated by every worker at admission
+     * without a lock: a race can only shift a restore by one request.
+     */
+    mcig_region_state_t             region_state[MCIG_REGIONS_MAX];
     u_char                          key[1];
 } ngx_http_mcig_pool_node_t;
 
@@ -116,6 +127,8 @@ typedef struct {
 typedef struct {
     ngx_str_t                       name;     /* as nginx prints the peer */
     ngx_str_t                       key;
+    ngx_uint_t                      region;   /* index in mcig_regions */
+    ngx_str_t                       cluster;
     ngx_str_t                       metrics_url;  /* NUL-terminated */
     ngx_str_t                       health_url;   /* NUL-terminated */
     ngx_uint_t                      capacity; /* max in flight x weight */
@@ -133,6 +146,14 @@ typedef struct {
 
 #define NGX_HTTP_MCIG_IN_FLIGHT         0
 #define NGX_HTTP_MCIG_CUSTOM_METRICS    1
+
+
+/* one mcig_region line: members of a region (and cluster) by address */
+typedef struct {
+    ngx_str_t                       region;
+    ngx_str_t                       cluster;
+    ngx_array_t                     addrs;        /* ngx_addr_t */
+} ngx_http_mcig_region_conf_t;
 
 
 /* an upstream {} with mcig_pool: an InferencePool */
@@ -179,6 +200,11 @@ typedef struct {
     ngx_http_mcig_objective_node_t *default_objective;
     ngx_http_mcig_member_t         *members;      /* in peer order */
     ngx_uint_t                      nmembers;
+
+    /* mcig_region lines: ngx_http_mcig_region_conf_t */
+    ngx_array_t                    *region_confs;
+    ngx_array_t                    *regions;      /* mcig_regions, ngx_str_t */
+    mcig_region_params_t            region_params;
     ngx_shm_zone_t                 *shm_zone;
 } ngx_http_upstream_mcig_srv_conf_t;
 
@@ -192,8 +218,10 @@ typedef struct {
     ngx_str_t                       objective;    /* the one applied */
     ngx_int_t                       priority;
     ngx_http_mcig_objective_node_t *objective_node;
+    ngx_int_t                       region;       /* chosen, -1 if none */
+    mcig_region_kind_e              decision;
     ngx_http_upstream_mcig_srv_conf_t  *pool;
-    ngx_str_t                      *endpoint;     /* last member picked */
+    ngx_http_mcig_member_t         *member;       /* last member picked */
 
     ngx_http_mcig_error_e           error;
     const char                     *error_code;

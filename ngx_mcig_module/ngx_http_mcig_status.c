@@ -163,6 +163,52 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
                                 pool->node->deadline);
     }
 
+    item = cJSON_AddObjectToObject(p, "decisions");
+    if (item) {
+        cJSON_AddNumberToObject(item, "local",
+                                pool->node->decisions[MCIG_REGION_LOCAL]);
+        cJSON_AddNumberToObject(item, "spillover",
+                                pool->node->decisions[MCIG_REGION_SPILLOVER]);
+        cJSON_AddNumberToObject(item, "failover",
+                                pool->node->decisions[MCIG_REGION_FAILOVER]);
+    }
+
+    if (pool->regions) {
+        ngx_uint_t   r, total, healthy;
+        ngx_str_t   *name;
+
+        name = pool->regions->elts;
+        list = cJSON_AddArrayToObject(p, "regions");
+
+        for (r = 0; list && r < pool->regions->nelts; r++) {
+            total = 0;
+            healthy = 0;
+
+            for (i = 0; i < pool->nmembers; i++) {
+                if (pool->members[i].region == r) {
+                    total++;
+                    healthy += !pool->members[i].node->unhealthy;
+                }
+            }
+
+            item = cJSON_CreateObject();
+            if (item == NULL) {
+                break;
+            }
+
+            cJSON_AddItemToArray(list, item);
+            cJSON_AddItemToObject(item, "name",
+                                  ngx_http_mcig_status_string(&name[r]));
+            cJSON_AddBoolToObject(item, "local", r == 0);
+            cJSON_AddNumberToObject(item, "members", total);
+            cJSON_AddNumberToObject(item, "healthy", healthy);
+            cJSON_AddBoolToObject(item, "drained",
+                                  pool->node->region_state[r].drained);
+            cJSON_AddNumberToObject(item, "requests",
+                                    pool->node->region_requests[r]);
+        }
+    }
+
     list = cJSON_AddArrayToObject(p, "members");
 
     for (i = 0; list && i < pool->nmembers; i++) {
@@ -178,6 +224,14 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
 
         cJSON_AddItemToObject(item, "address",
                               ngx_http_mcig_status_string(&member->name));
+
+        if (pool->regions) {
+            cJSON_AddItemToObject(item, "region",
+                      ngx_http_mcig_status_string(
+                          &((ngx_str_t *) pool->regions->elts)[member->region]));
+            cJSON_AddItemToObject(item, "cluster",
+                      ngx_http_mcig_status_string(&member->cluster));
+        }
         cJSON_AddBoolToObject(item, "healthy", !node->unhealthy);
         cJSON_AddNumberToObject(item, "in_flight",
                                 (double) (ngx_atomic_int_t) node->in_flight);
@@ -307,7 +361,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     pool = pools ? pools->elts : NULL;
 
     /* HELP and TYPE lines, then every series with its labels escaped */
-    size = 13 * 192;
+    size = 15 * 192;
 
     for (i = 0; pools && i < pools->nelts; i++) {
         size_t  longest = 0;
@@ -322,7 +376,13 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
             longest = ngx_max(longest, obj[j].name.len);
         }
 
-        size += (pool[i]->nmembers * 10 + 3
+        for (j = 0; pool[i]->regions && j < pool[i]->regions->nelts; j++) {
+            longest = ngx_max(longest,
+                          ((ngx_str_t *) pool[i]->regions->elts)[j].len);
+        }
+
+        size += (pool[i]->nmembers * 10 + 3 + 3
+                 + (pool[i]->regions ? pool[i]->regions->nelts : 0)
                  + 2 * (1 + (obj ? pool[i]->objectives->nelts : 0)))
                 * (128 + 2 * pool[i]->key.len + 2 * longest);
     }
@@ -336,7 +396,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
     /* one family at a time, over every pool and member */
 
-    for (family = 0; family < 13; family++) {
+    for (family = 0; family < 15; family++) {
 
         switch (family) {
         case 0:
@@ -391,6 +451,14 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
             NGX_HTTP_MCIG_FAMILY(p, "mcig_objective_shed_total", "counter",
                 "Sheddable requests refused, by InferenceObjective.");
             break;
+        case 13:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_decisions_total", "counter",
+                "Region decisions: local, spillover, failover.");
+            break;
+        case 14:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_region_requests_total", "counter",
+                "Requests sent to each region of the pool.");
+            break;
         }
 
         for (i = 0; pools && i < pools->nelts; i++) {
@@ -398,6 +466,41 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
             name.data = pool[i]->key.data + 1;
             name.len = pool[i]->key.len - 1;
+
+            if (family == 13) {
+                static const char  *kinds[] = { "", "local", "spillover",
+                                                "failover" };
+
+                for (j = 1; j < 4; j++) {
+                    p = ngx_sprintf(p, "mcig_pool_decisions_total{pool=\"");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",decision=\"%s\"} %uA\n", kinds[j],
+                                    pool[i]->node->decisions[j]);
+                }
+
+                continue;
+            }
+
+            if (family == 14) {
+                ngx_str_t  *rname;
+
+                if (pool[i]->regions == NULL) {
+                    continue;
+                }
+
+                rname = pool[i]->regions->elts;
+
+                for (j = 0; j < pool[i]->regions->nelts; j++) {
+                    p = ngx_sprintf(p, "mcig_region_requests_total{pool=\"");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",region=\"");
+                    p = ngx_http_mcig_label(p, &rname[j]);
+                    p = ngx_sprintf(p, "\"} %uA\n",
+                                    pool[i]->node->region_requests[j]);
+                }
+
+                continue;
+            }
 
             if (family == 10) {
                 p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");

@@ -26,6 +26,8 @@
 typedef struct {
     ngx_shm_zone_t                     *shm_zone;
     ngx_array_t                         pools;   /* srv_conf_t * */
+    ngx_array_t                        *regions; /* ngx_str_t, local first */
+    mcig_region_params_t                region_params;
 } ngx_http_upstream_mcig_main_conf_t;
 
 
@@ -58,9 +60,19 @@ static ngx_int_t ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc,
     void *data);
 static void ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc,
     void *data, ngx_uint_t state);
+typedef struct {
+    uint32_t                            total[MCIG_REGIONS_MAX];
+    uint32_t                            healthy[MCIG_REGIONS_MAX];
+    uint64_t                            util[MCIG_REGIONS_MAX];  /* ppm */
+} ngx_http_upstream_mcig_regions_t;
+
 static void ngx_http_upstream_offer_mcig_peers(
     ngx_http_upstream_mcig_peer_data_t *pd, mcig_pick_t *pick,
-    ngx_uint_t skip_tried);
+    ngx_uint_t skip_tried, ngx_int_t region,
+    ngx_http_upstream_mcig_regions_t *agg);
+static void ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
+    ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_http_upstream_mcig_regions_t *agg);
 static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
     ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
 static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
@@ -98,6 +110,13 @@ static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_upstream_mcig_regions(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_region(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_mcig_member_t *m,
+    ngx_http_upstream_rr_peer_t *peer);
 static void *ngx_http_upstream_mcig_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf,
     void *conf);
@@ -112,6 +131,20 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_upstream_mcig_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_regions"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_upstream_mcig_regions,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_region"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_2MORE,
+      ngx_http_upstream_mcig_region,
+      NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
 
@@ -210,13 +243,14 @@ static ngx_connection_t                ngx_http_mcig_repair_conn;
 static ngx_int_t
 ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 {
-    u_char                             *p;
-    ngx_uint_t                          i;
-    ngx_http_mcig_member_t             *m;
-    ngx_http_upstream_server_t         *server;
-    ngx_http_upstream_rr_peer_t        *peer;
-    ngx_http_upstream_rr_peers_t       *peers;
-    ngx_http_upstream_mcig_srv_conf_t  *pool;
+    u_char                              *p;
+    ngx_uint_t                           i;
+    ngx_http_mcig_member_t              *m;
+    ngx_http_upstream_server_t          *server;
+    ngx_http_upstream_rr_peer_t         *peer;
+    ngx_http_upstream_rr_peers_t        *peers;
+    ngx_http_upstream_mcig_srv_conf_t   *pool;
+    ngx_http_upstream_mcig_main_conf_t  *mcf;
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, cf->log, 0, "init mcig pool");
 
@@ -261,6 +295,20 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     us->peer.init = ngx_http_upstream_init_mcig_peer;
 
+    mcf = ngx_http_conf_get_module_main_conf(cf,
+                                             ngx_http_upstream_mcig_module);
+    pool->regions = mcf->regions;
+    pool->region_params = mcf->region_params;
+
+    if (pool->region_confs && pool->regions == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "mcig_region in upstream \"%V\" in %s:%ui needs "
+                      "\"mcig_regions\" at http level: the gateway's own "
+                      "region first, then the others, nearest first",
+                      &us->host, us->file_name, us->line);
+        return NGX_ERROR;
+    }
+
     if (ngx_http_upstream_mcig_pool_keys(cf, pool) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -289,6 +337,12 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         p = ngx_cpymem(m->key.data, us->host.data, us->host.len);
         *p++ = ' ';
         ngx_memcpy(p, peer->name.data, peer->name.len);
+
+        if (ngx_http_upstream_mcig_member_region(cf, pool, m, peer)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
         if (pool->metrics
             && ngx_http_upstream_mcig_member_url(cf, pool, peer,
@@ -485,19 +539,24 @@ static ngx_int_t
 ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_mcig_peer_data_t *pd)
 {
-    mcig_pick_t                     pick;
-    ngx_http_mcig_ctx_t            *ctx;
-    ngx_http_upstream_rr_peers_t   *peers;
+    mcig_pick_t                        pick;
+    ngx_http_mcig_ctx_t               *ctx;
+    ngx_http_upstream_rr_peers_t      *peers;
+    ngx_http_upstream_mcig_regions_t   agg;
 
     ctx = pd->ctx;
     peers = pd->rrp.peers;
 
+    ngx_memzero(&agg, sizeof(ngx_http_upstream_mcig_regions_t));
+
     ngx_http_upstream_rr_peers_rlock(peers);
 
     mcig_pick_start(&pick, &ngx_http_mcig_rng);
-    ngx_http_upstream_offer_mcig_peers(pd, &pick, 0);
+    ngx_http_upstream_offer_mcig_peers(pd, &pick, 0, -1, &agg);
 
     ngx_http_upstream_rr_peers_unlock(peers);
+
+    ngx_http_upstream_mcig_choose_region(r, pd, &agg);
 
     if (pick.best < 0) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -534,6 +593,68 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
 }
 
 
+/*
+ * The region of a request: local first, spilling over past the target
+ * utilization in proportion, failing over from drained or empty regions
+ * (mcig_region.c).  A pool without regions is all local.
+ */
+
+static void
+ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
+    ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_http_upstream_mcig_regions_t *agg)
+{
+    int                                  chosen;
+    uint64_t                             now;
+    ngx_uint_t                           i, n;
+    ngx_time_t                          *tp;
+    mcig_region_kind_e                   kind;
+    mcig_region_load_t                   load[MCIG_REGIONS_MAX];
+    ngx_http_mcig_pool_node_t           *node;
+    ngx_http_upstream_mcig_srv_conf_t   *pool;
+
+    pool = pd->pool;
+    node = pool->node;
+
+    if (pool->regions == NULL) {
+        pd->ctx->region = -1;
+        pd->ctx->decision = MCIG_REGION_LOCAL;
+        (void) ngx_atomic_fetch_add(&node->decisions[MCIG_REGION_LOCAL], 1);
+        return;
+    }
+
+    tp = ngx_timeofday();
+    now = (uint64_t) tp->sec * 1000 + tp->msec;
+    n = pool->regions->nelts;
+
+    for (i = 0; i < n; i++) {
+        load[i].healthy = agg->healthy[i];
+        load[i].util_ppm = agg->healthy[i]
+                           ? (uint32_t) ngx_min(agg->util[i] / agg->healthy[i],
+                                                0xffffffffULL)
+                           : 0;
+        load[i].drained = mcig_region_update(&node->region_state[i],
+                                             agg->healthy[i], agg->total[i],
+                                             now, &pool->region_params);
+    }
+
+    chosen = mcig_region_choose(load, (int) n, &ngx_http_mcig_rng, &kind);
+
+    pd->ctx->region = chosen;
+    pd->ctx->decision = kind;
+
+    (void) ngx_atomic_fetch_add(&node->decisions[kind], 1);
+
+    if (chosen >= 0) {
+        (void) ngx_atomic_fetch_add(&node->region_requests[chosen], 1);
+    }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "mcig region %i, decision %d, local utilization %uD ppm",
+                   (ngx_int_t) chosen, (int) kind, load[0].util_ppm);
+}
+
+
 static ngx_int_t
 ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 {
@@ -557,7 +678,13 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
     ngx_http_upstream_rr_peers_wlock(peers);
 
     mcig_pick_start(&pick, &ngx_http_mcig_rng);
-    ngx_http_upstream_offer_mcig_peers(pd, &pick, 1);
+    ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, pd->ctx->region, NULL);
+
+    if (pick.best < 0 && pd->ctx->region >= 0) {
+        /* a retry with nothing left in the chosen region: any region */
+        mcig_pick_start(&pick, &ngx_http_mcig_rng);
+        ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL);
+    }
 
     if (pick.best < 0) {
         ngx_http_upstream_rr_peers_unlock(peers);
@@ -607,7 +734,7 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
     }
 
     pd->member = member;
-    pd->ctx->endpoint = &member->name;
+    pd->ctx->member = member;
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
                    "get mcig peer, picked %V with %uA in flight",
@@ -671,10 +798,11 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
 
 static void
 ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
-    mcig_pick_t *pick, ngx_uint_t skip_tried)
+    mcig_pick_t *pick, ngx_uint_t skip_tried, ngx_int_t region,
+    ngx_http_upstream_mcig_regions_t *agg)
 {
     time_t                         now;
-    uint32_t                       load, target;
+    uint32_t                       load, target, capacity;
     uintptr_t                      bit;
     ngx_uint_t                     i, n, custom;
     ngx_atomic_int_t               in_flight;
@@ -693,6 +821,16 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
     for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
 
+        member = &pd->pool->members[i];
+
+        if (region >= 0 && member->region != (ngx_uint_t) region) {
+            continue;
+        }
+
+        if (agg) {
+            agg->total[member->region]++;
+        }
+
         if (skip_tried) {
             n = i / (8 * sizeof(uintptr_t));
             bit = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
@@ -705,8 +843,6 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         if (peer->down) {
             continue;
         }
-
-        member = &pd->pool->members[i];
 
         if (member->node->unhealthy) {
             continue;
@@ -736,16 +872,21 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
                 load = ngx_max(load, target);
             }
 
-            mcig_pick_offer(pick, (int) i, load, target);
-            continue;
+            capacity = target;
+
+        } else {
+            /* no fresh metrics: the in-flight count stands in */
+            in_flight = (ngx_atomic_int_t) member->node->in_flight;
+            load = (uint32_t) ngx_max(in_flight, 0);
+            capacity = (uint32_t) ngx_max(member->capacity, 1);
         }
 
-        /* no fresh metrics: the in-flight count stands in */
-        in_flight = (ngx_atomic_int_t) member->node->in_flight;
+        mcig_pick_offer(pick, (int) i, load, capacity);
 
-        mcig_pick_offer(pick, (int) i,
-                        (uint32_t) ngx_max(in_flight, 0),
-                        (uint32_t) member->capacity);
+        if (agg) {
+            agg->healthy[member->region]++;
+            agg->util[member->region] += (uint64_t) load * 1000000 / capacity;
+        }
     }
 }
 
@@ -1848,6 +1989,254 @@ ngx_http_upstream_mcig_objective(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/* mcig_regions local [other ...]; the others nearest first */
+
+static char *
+ngx_http_upstream_mcig_regions(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, *region, s;
+    ngx_uint_t   i, j;
+
+    if (mcf->regions) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts - 1 > MCIG_REGIONS_MAX) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcig_regions takes at most %d regions",
+                           MCIG_REGIONS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->regions = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                    sizeof(ngx_str_t));
+    if (mcf->regions == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        /* the drain thresholds: drain=25% restore=35% restore_after=60s */
+        if (ngx_strncmp(value[i].data, "drain=", 6) == 0
+            || ngx_strncmp(value[i].data, "restore=", 8) == 0)
+        {
+            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
+            s.len = value[i].data + value[i].len - s.data;
+
+            if (s.len && s.data[s.len - 1] == '%') {
+                s.len--;
+            }
+
+            n = ngx_atoi(s.data, s.len);
+            if (n < 0 || n > 100) {
+                goto invalid;
+            }
+
+            if (value[i].data[0] == 'd') {
+                mcf->region_params.drain_pct = n;
+
+            } else {
+                mcf->region_params.restore_pct = n;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "restore_after=", 14) == 0) {
+            s.data = value[i].data + 14;
+            s.len = value[i].len - 14;
+
+            mcf->region_params.restore_ms = ngx_parse_time(&s, 0);
+            if (mcf->region_params.restore_ms == (ngx_msec_t) NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        for (j = 1; j < i; j++) {
+            if (value[j].len == value[i].len
+                && ngx_strncmp(value[j].data, value[i].data, value[i].len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "region \"%V\" is listed twice",
+                                   &value[i]);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        region = ngx_array_push(mcf->regions);
+        if (region == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *region = value[i];
+    }
+
+    if (mcf->regions->nelts == 0) {
+        return "names no region";
+    }
+
+    if (mcf->region_params.restore_pct < mcf->region_params.drain_pct) {
+        return "has restore= under drain=";
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of mcig_regions: drain= "
+                       "and restore= take a percentage, restore_after= a "
+                       "time", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* mcig_region name [cluster=name] address ...; in an upstream */
+
+static char *
+ngx_http_upstream_mcig_region(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_str_t                    *value;
+    ngx_url_t                     u;
+    ngx_uint_t                    i;
+    ngx_addr_t                   *addr;
+    ngx_http_mcig_region_conf_t  *rc;
+
+    value = cf->args->elts;
+
+    if (pool->region_confs == NULL) {
+        pool->region_confs = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_mcig_region_conf_t));
+        if (pool->region_confs == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    rc = ngx_array_push(pool->region_confs);
+    if (rc == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(rc, sizeof(ngx_http_mcig_region_conf_t));
+    rc->region = value[1];
+
+    if (ngx_array_init(&rc->addrs, cf->pool, 4, sizeof(ngx_addr_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
+            rc->cluster.data = value[i].data + 8;
+            rc->cluster.len = value[i].len - 8;
+            continue;
+        }
+
+        /* as a server line names it: the same addresses match */
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = value[i];
+        u.default_port = 80;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in mcig_region address \"%V\"",
+                               u.err ? u.err : "invalid address", &u.url);
+            return NGX_CONF_ERROR;
+        }
+
+        addr = ngx_array_push_n(&rc->addrs, u.naddrs);
+        if (addr == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(addr, u.addrs, u.naddrs * sizeof(ngx_addr_t));
+    }
+
+    if (rc->addrs.nelts == 0) {
+        return "names no member address";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a member's region and cluster, from the mcig_region line naming it */
+
+static ngx_int_t
+ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_mcig_member_t *m,
+    ngx_http_upstream_rr_peer_t *peer)
+{
+    ngx_str_t                    *name;
+    ngx_uint_t                    i, j;
+    ngx_addr_t                   *addr;
+    ngx_http_mcig_region_conf_t  *rc;
+
+    m->region = 0;
+
+    if (pool->region_confs == NULL) {
+        /* no regions: every member is local */
+        return NGX_OK;
+    }
+
+    rc = pool->region_confs->elts;
+
+    for (i = 0; i < pool->region_confs->nelts; i++) {
+        addr = rc[i].addrs.elts;
+
+        for (j = 0; j < rc[i].addrs.nelts; j++) {
+            if (ngx_cmp_sockaddr(addr[j].sockaddr, addr[j].socklen,
+                                 peer->sockaddr, peer->socklen, 1)
+                != NGX_OK)
+            {
+                continue;
+            }
+
+            name = pool->regions->elts;
+
+            for (m->region = 0; m->region < pool->regions->nelts;
+                 m->region++)
+            {
+                if (name[m->region].len == rc[i].region.len
+                    && ngx_strncmp(name[m->region].data, rc[i].region.data,
+                                   rc[i].region.len) == 0)
+                {
+                    m->cluster = rc[i].cluster;
+                    return NGX_OK;
+                }
+            }
+
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "region \"%V\" of member %V of pool \"%V\" is "
+                          "not in mcig_regions", &rc[i].region, &peer->name,
+                          &pool->upstream->host);
+            return NGX_ERROR;
+        }
+    }
+
+    ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                  "member %V of pool \"%V\" in %s:%ui has no region: "
+                  "name it in an mcig_region line", &peer->name,
+                  &pool->upstream->host, pool->upstream->file_name,
+                  pool->upstream->line);
+
+    return NGX_ERROR;
+}
+
+
 static char *
 ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -1914,6 +2303,10 @@ ngx_http_upstream_mcig_create_main_conf(ngx_conf_t *cf)
         return NULL;
     }
 
+    mcf->region_params.drain_pct = MCIG_REGION_DRAIN_PCT;
+    mcf->region_params.restore_pct = MCIG_REGION_RESTORE_PCT;
+    mcf->region_params.restore_ms = MCIG_REGION_RESTORE_MS;
+
     return mcf;
 }
 
@@ -1947,6 +2340,7 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
                 || pool->mode != NGX_CONF_UNSET_UINT
                 || pool->metrics
                 || pool->health
+                || pool->region_confs
                 || pool->objectives))
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

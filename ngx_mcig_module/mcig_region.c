@@ -1,0 +1,134 @@
+/*
+ * Copyright (C) ngx_mcig_module authors
+ */
+
+#include "mcig_region.h"
+
+
+#define mcig_region_eligible(r)  (!(r)->drained && (r)->healthy > 0)
+
+
+int
+mcig_region_update(mcig_region_state_t *st, uint32_t healthy, uint32_t total,
+    uint64_t now_ms, const mcig_region_params_t *params)
+{
+    uint64_t  pct;
+
+    if (total == 0) {
+        st->above = 0;
+        return st->drained;
+    }
+
+    /* healthy / total compared as percents without division */
+    pct = (uint64_t) healthy * 100;
+
+    if (pct < (uint64_t) params->drain_pct * total) {
+        st->drained = 1;
+    }
+
+    if (pct < (uint64_t) params->restore_pct * total) {
+        st->above = 0;
+        return st->drained;
+    }
+
+    if (!st->above) {
+        st->above = 1;
+        st->since_ms = now_ms;
+    }
+
+    /*
+     * Under drain_pct the clock may still run when restore_pct is set below
+     * drain_pct: the region then stays drained, which is the safe side.
+     */
+    if (st->drained
+        && pct >= (uint64_t) params->drain_pct * total
+        && now_ms >= st->since_ms
+        && now_ms - st->since_ms >= params->restore_ms)
+    {
+        st->drained = 0;
+    }
+
+    return st->drained;
+}
+
+
+int
+mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
+    mcig_region_kind_e *kind)
+{
+    int       home, room, least, chosen;
+    uint64_t  draw;
+
+    if (n > MCIG_REGIONS_MAX) {
+        n = MCIG_REGIONS_MAX;
+    }
+
+    for (home = 0; home < n; home++) {
+        if (mcig_region_eligible(&r[home])) {
+            break;
+        }
+    }
+
+    if (home >= n) {
+        if (kind) {
+            *kind = MCIG_REGION_NONE;
+        }
+
+        return -1;
+    }
+
+    if (r[home].util_ppm < MCIG_REGION_TARGET_PPM) {
+        chosen = home;
+        goto done;
+    }
+
+    least = home;
+
+    for (room = home + 1; room < n; room++) {
+        if (!mcig_region_eligible(&r[room])) {
+            continue;
+        }
+
+        if (r[room].util_ppm < MCIG_REGION_TARGET_PPM) {
+            break;
+        }
+
+        if (r[room].util_ppm < r[least].util_ppm) {
+            least = room;
+        }
+    }
+
+    if (room >= n) {
+        chosen = least;
+        goto done;
+    }
+
+    /*
+     * Stay with probability 1/u: draw / 2^32 < target / util, multiplied
+     * out so that no division is needed; both products fit in 64 bits.
+     */
+    draw = mcig_rng_next(rng) >> 32;
+
+    if (draw * r[home].util_ppm < ((uint64_t) MCIG_REGION_TARGET_PPM << 32)) {
+        chosen = home;
+
+    } else {
+        chosen = room;
+    }
+
+done:
+
+    if (kind) {
+        if (home > 0) {
+            *kind = MCIG_REGION_FAILOVER;
+
+        } else if (chosen == 0) {
+            *kind = MCIG_REGION_LOCAL;
+
+        } else {
+            *kind = MCIG_REGION_SPILLOVER;
+        }
+    }
+
+    return chosen;
+}

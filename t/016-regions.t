@@ -1,0 +1,252 @@
+# Multi-region balancing: local region first, spillover in proportion past
+# the target utilization, failover when the local region is unhealthy or
+# drained; $mcig_region, $mcig_cluster, $mcig_decision.
+
+use Test::Nginx::Socket 'no_plan';
+use lib 't/lib';
+use Mcig;
+
+sub ssi { my $n = shift;
+    return "location = /t { ssi on; ssi_types *; default_type text/plain; return 200 '"
+        . CORE::join("", map { "<!--# include virtual=\"/v1/r\" wait=\"yes\" -->" } 1 .. $n)
+        . "'; }\n"; }
+
+sub count_remote {
+    my $body = shift;
+    my $remote = () = $body =~ /127\.0\.0\.3/g;
+    my $local = () = $body =~ /127\.0\.0\.2/g;
+    return "total=" . ($remote + $local) . " remote=$remote\n";
+}
+
+our $regions = $Mcig::members . <<'_EOC_';
+    mcig_regions europe-west3 us-east4;
+
+    upstream two_regions {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_region europe-west3 cluster=gke-west 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_region us-east4 cluster=gke-east 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_metrics;
+        mcig_balancing_mode custom_metrics max_utilization=TARGET;
+    }
+_EOC_
+
+sub regions_with { my $c = $regions; $c =~ s/TARGET/$_[0]/; return $c; }
+
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: the local region under target takes everything, even when another is emptier
+--- http_config eval: ::regions_with(60)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; add_header X-Mcig \"\$mcig_region \$mcig_cluster \$mcig_decision\"; }\n" . ::ssi(8)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.3
+vllm:num_requests_running 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+--- pipelined_requests eval
+["GET /t", "POST /v1/completions\n{\"model\":\"m\"}"]
+--- response_body eval
+[("127.0.0.2\n" x 8), "127.0.0.2\n"]
+--- response_headers eval
+["", "X-Mcig: europe-west3 gke-west local"]
+
+
+
+=== TEST 2: past the target, the excess spills over in proportion (1.25x: a fifth)
+--- http_config eval: ::regions_with(72)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+vllm:num_requests_running 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body_filters eval
+sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
+      # a fifth of 60 is 12; binomial sd 3.1
+      return ($1 >= 3 && $1 <= 21) ? "spill about a fifth\n" : $r; }
+--- response_body
+spill about a fifth
+
+
+
+=== TEST 3: more overload, more spillover (3x: two thirds)
+--- http_config eval: ::regions_with(30)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+vllm:num_requests_running 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body_filters eval
+sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
+      # two thirds of 60 is 40; binomial sd 3.7
+      return ($1 >= 29 && $1 <= 51) ? "spill about two thirds\n" : $r; }
+--- response_body
+spill about two thirds
+
+
+
+=== TEST 4: an unhealthy local region fails over
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    mcig_regions europe-west3 us-east4;
+
+    upstream failing_over {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_region europe-west3 cluster=gke-west 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_region us-east4 cluster=gke-east 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_health_check interval=100ms timeout=100ms;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://failing_over;
+        add_header X-Mcig "$mcig_region $mcig_cluster $mcig_decision";
+    }
+--- user_files
+>>> health-127.0.0.3
+ok
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- response_body
+127.0.0.3
+--- response_headers
+X-Mcig: us-east4 gke-east failover
+
+
+
+=== TEST 5: a region under 25 % healthy is drained, its healthy members too
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    mcig_regions europe-west3 us-east4;
+
+    upstream drained {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.5:1;
+        server 127.0.0.6:1;
+        server 127.0.0.7:1;
+        server 127.0.0.8:1;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_region europe-west3 127.0.0.2:$TEST_NGINX_SERVER_PORT
+                    127.0.0.5:1 127.0.0.6:1 127.0.0.7:1 127.0.0.8:1;
+        mcig_region us-east4 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_health_check interval=100ms timeout=100ms;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://drained;
+        add_header X-Mcig "$mcig_region $mcig_decision";
+    }
+--- user_files
+>>> health-127.0.0.2
+ok
+>>> health-127.0.0.3
+ok
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- response_body
+127.0.0.3
+--- response_headers
+X-Mcig: us-east4 failover
+
+
+
+=== TEST 5b: the status reports regions and decisions
+--- http_config eval: ::regions_with(60)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n"
+. "location = /s { mcig_status; }\n"
+. "location = /m { mcig_status prometheus; }\n"
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.3
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.3
+--- init
+select(undef, undef, undef, 0.5);
+--- pipelined_requests eval
+["POST /v1/completions\n{\"model\":\"m\"}", "GET /s", "GET /m"]
+--- response_body_like eval
+["127.0.0.2",
+ qr/"decisions":\{"local":1,"spillover":0,"failover":0\},"regions":\[\{"name":"europe-west3","local":true,"members":1,"healthy":1,"drained":false,"requests":1\},\{"name":"us-east4","local":false,"members":1,"healthy":1,"drained":false,"requests":0\}\].*"region":"europe-west3","cluster":"gke-west"/,
+ qr/mcig_pool_decisions_total\{pool="two_regions",decision="local"\} 1\n.*mcig_region_requests_total\{pool="two_regions",region="us-east4"\} 0\n/s]
+
+
+
+=== TEST 6: mcig_region needs mcig_regions
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        mcig_region europe-west3 127.0.0.2:8000;
+    }
+--- config
+--- must_die
+--- error_log
+mcig_region in upstream "llama"
+
+
+
+=== TEST 7: every member needs a region
+--- http_config
+    mcig_regions europe-west3 us-east4;
+
+    upstream llama {
+        server 127.0.0.2:8000;
+        server 127.0.0.3:8000;
+        mcig_pool;
+        mcig_region europe-west3 127.0.0.2:8000;
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/member 127\.0\.0\.3:8000 of pool "llama" in .* has no region: name it in an mcig_region line/
+
+
+
+=== TEST 8: a region that mcig_regions does not list
+--- http_config
+    mcig_regions europe-west3;
+
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        mcig_region asia-east1 127.0.0.2:8000;
+    }
+--- config
+--- must_die
+--- error_log
+region "asia-east1" of member 127.0.0.2:8000 of pool "llama" is not in mcig_regions
