@@ -6,6 +6,8 @@
 #                                keepalive, 1 KB and 256 KB JSON bodies
 #   util/bench/run.sh scanner    body scanner throughput on chat bodies
 #   util/bench/run.sh prom       Prometheus parser throughput, 30 KB vLLM page
+#   util/bench/run.sh region     region and member choice per request, 3
+#                                regions x 64 members
 #   util/bench/run.sh scrape     256 members scraped every 50 ms: the
 #                                scraping worker's CPU, scrapes/s, and request
 #                                latency with scraping on vs off
@@ -23,8 +25,8 @@ conns=${BENCH_CONNECTIONS:-32}
 out="$root/build/bench/$mode"
 
 case "$mode" in
-    overhead|scanner|prom|scrape) ;;
-    *) echo "usage: $0 overhead|scanner|prom|scrape" >&2; exit 2 ;;
+    overhead|scanner|prom|region|scrape) ;;
+    *) echo "usage: $0 overhead|scanner|prom|region|scrape" >&2; exit 2 ;;
 esac
 
 bash "$root/util/setup.sh"
@@ -77,6 +79,24 @@ if [ "$mode" = prom ]; then
         echo "| vLLM V1, 2 engines, histograms | $page_bytes | $MB_per_s | $us_per_page |"
     } | tee "$out/results.md"
     echo "RESULT prom_mb_per_s=$MB_per_s"
+    exit 0
+fi
+
+if [ "$mode" = region ]; then
+    gcc -O2 -I"$root/ngx_mcig_module" -o "$out/bench_region" \
+        "$root/util/bench/bench_region.c" "$root/ngx_mcig_module/mcig_pick.c" \
+        "$root/ngx_mcig_module/mcig_region.c"
+    {
+        echo "| regions | members | ns per request (one core) | local share at 1.17x |"
+        echo "|---|---|---|---|"
+        for shape in "3 64" "3 8" "8 64"; do
+            line=$("$out/bench_region" $shape "${BENCH_DURATION:-2}")
+            echo "$line" >&2
+            eval "$(echo "$line" | tr ' ' '\n' | grep -E '^(regions|members|ns_per_request|local_share)=')"
+            echo "| $regions | $members | $ns_per_request | $local_share |"
+        done
+    } | tee "$out/results.md"
+    echo "RESULT region_ns_3x64=$(sed -n 3p "$out/results.md" | cut -d'|' -f4 | tr -d ' ')"
     exit 0
 fi
 
