@@ -39,3 +39,36 @@ x-gateway-inference-objective: batch
 --- error_log
 reconfiguring
 --- timeout: 10
+
+
+
+=== TEST 2: a member added on reload; the others keep their state
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream grows {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_max_in_flight 1;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://grows;
+    }
+
+    location = /s {
+        mcig_status;
+    }
+--- init
+Mcig::hold("/v1/slow", 1, 6);
+Mcig::edit_conf(sub { s{(server 127\.0\.0\.2:\d+;)}{$1 server 127.0.0.3:$Test::Nginx::Util::ServerPort;} });
+Mcig::reload();
+--- pipelined_requests eval
+["POST /v1/completions\n{\"model\":\"m\"}", "GET /s"]
+--- more_headers eval
+["x-gateway-inference-objective: batch", ""]
+--- response_body_like eval
+["^127\\.0\\.0\\.3\$",
+ qr/"members":\[\{"address":"127\.0\.0\.2:\d+","healthy":true,"in_flight":1,"capacity":1,"requests":1,.*\{"address":"127\.0\.0\.3:\d+","healthy":true,"in_flight":0,"capacity":1,"requests":1,/]
+--- timeout: 10

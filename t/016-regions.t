@@ -184,6 +184,51 @@ X-Mcig: us-east4 failover
 
 
 
+=== TEST 5a: a drained region comes back after the restore rule
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    mcig_regions europe-west3 us-east4 restore=35% restore_after=1s;
+
+    upstream comes_back {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_region europe-west3 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_region us-east4 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_health_check interval=100ms timeout=100ms healthy=1;
+    }
+
+    log_format decision 'mcig-decision $mcig_decision $mcig_region';
+_EOC_
+--- config
+    location /v1/ {
+        access_log logs/error.log decision;
+        proxy_pass http://comes_back;
+    }
+--- user_files
+>>> health-127.0.0.3
+ok
+--- init
+my $url = "http://127.0.0.1:$Test::Nginx::Util::ServerPortForClient/v1/x";
+select(undef, undef, undef, 0.5);
+system("curl -s -o /dev/null $url");      # local unhealthy: failover
+Mcig::html_file("health-127.0.0.2", "ok");
+select(undef, undef, undef, 0.4);
+system("curl -s -o /dev/null $url");      # healthy, not restored yet
+select(undef, undef, undef, 1.2);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- response_body
+127.0.0.2
+--- grep_error_log eval: qr/mcig-decision \w+ [\w-]+/
+--- grep_error_log_out
+mcig-decision failover us-east4
+mcig-decision failover us-east4
+mcig-decision local europe-west3
+
+
+
 === TEST 5b: the status reports regions and decisions
 --- http_config eval: ::regions_with(60)
 --- config eval

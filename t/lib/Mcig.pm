@@ -163,6 +163,22 @@ sub kill_workers {
     system("pkill -KILL -P " . master_pid());
 }
 
+# Edits the running test server's nginx.conf in place ($_ is its text).
+sub edit_conf {
+    my $edit = shift;
+    my $path = "$Test::Nginx::Util::ServRoot/conf/nginx.conf";
+
+    open(my $in, "<", $path) or die "cannot read $path: $!";
+    local $_ = CORE::join("", <$in>);
+    close $in;
+
+    $edit->();
+
+    open(my $out, ">", $path) or die "cannot write $path: $!";
+    print $out $_;
+    close $out;
+}
+
 # Reloads the test server's configuration, as "nginx -s reload" does.
 sub reload {
     kill 'HUP', master_pid();
