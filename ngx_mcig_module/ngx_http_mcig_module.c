@@ -53,6 +53,7 @@ typedef enum {
 
 
 static ngx_int_t ngx_http_mcig_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcig_log_handler(ngx_http_request_t *r);
 static void ngx_http_mcig_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_is_inference(ngx_http_request_t *r);
 static ngx_http_upstream_mcig_srv_conf_t *ngx_http_mcig_location_pool(
@@ -242,6 +243,31 @@ ngx_http_mcig_handler(ngx_http_request_t *r)
 
     ngx_http_finalize_request(r, NGX_DONE);
     return NGX_DONE;
+}
+
+
+/* counts the answers of each pool by status class */
+
+static ngx_int_t
+ngx_http_mcig_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t            status;
+    ngx_http_mcig_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcig_module);
+
+    if (ctx == NULL || ctx->pool == NULL || ctx->pool->node == NULL) {
+        return NGX_OK;
+    }
+
+    status = r->err_status ? r->err_status : r->headers_out.status;
+
+    if (status >= 100 && status < 600) {
+        (void) ngx_atomic_fetch_add(&ctx->pool->node->responses[status / 100],
+                                    1);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -969,6 +995,13 @@ ngx_http_mcig_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_mcig_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_mcig_log_handler;
 
     ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
     ngx_http_top_request_body_filter = ngx_http_mcig_request_body_filter;

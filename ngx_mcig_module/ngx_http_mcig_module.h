@@ -61,6 +61,7 @@ typedef struct {
     ngx_atomic_t                    dispatched;   /* since the last scrape */
     ngx_atomic_t                    scrapes;
     ngx_atomic_t                    scrape_errors;
+    ngx_atomic_t                    scrape_usec;  /* the last good one */
 
     /* health: active checks and passive failures, consecutive counts */
     ngx_atomic_t                    unhealthy;
@@ -81,6 +82,9 @@ typedef struct {
     ngx_atomic_t                    saturated;    /* 429 */
     ngx_atomic_t                    no_member;    /* 503 */
     ngx_atomic_t                    deadline;     /* 504 */
+
+    /* answers by status class: 1xx .. 5xx in [1] .. [5] */
+    ngx_atomic_t                    responses[6];
 
     /* where requests went, and why (mcig_region_kind_e) */
     ngx_atomic_t                    decisions[4];
@@ -257,6 +261,8 @@ ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
 
 ngx_array_t *ngx_http_mcig_pools(ngx_http_request_t *r);
+void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity);
 char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);

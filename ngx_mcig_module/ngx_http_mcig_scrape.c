@@ -487,6 +487,7 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
 
     long                          status;
     double                        kv, waiting, running;
+    curl_off_t                    usec;
     ngx_http_mcig_member_node_t  *node;
 
     node = s->member->node;
@@ -563,6 +564,10 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     /* what was sent before this scrape is in its figures now */
     node->dispatched = 0;
     (void) ngx_atomic_fetch_add(&node->scrapes, 1);
+
+    if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &usec) == CURLE_OK) {
+        node->scrape_usec = (ngx_atomic_uint_t) usec;
+    }
 
     if (s->failing) {
         s->failing = 0;

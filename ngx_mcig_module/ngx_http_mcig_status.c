@@ -163,6 +163,15 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
                                 pool->node->deadline);
     }
 
+    item = cJSON_AddObjectToObject(p, "responses");
+    if (item) {
+        cJSON_AddNumberToObject(item, "1xx", pool->node->responses[1]);
+        cJSON_AddNumberToObject(item, "2xx", pool->node->responses[2]);
+        cJSON_AddNumberToObject(item, "3xx", pool->node->responses[3]);
+        cJSON_AddNumberToObject(item, "4xx", pool->node->responses[4]);
+        cJSON_AddNumberToObject(item, "5xx", pool->node->responses[5]);
+    }
+
     item = cJSON_AddObjectToObject(p, "decisions");
     if (item) {
         cJSON_AddNumberToObject(item, "local",
@@ -174,6 +183,8 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
     }
 
     if (pool->regions) {
+        double       util;
+        uint32_t     load, capacity;
         ngx_uint_t   r, total, healthy;
         ngx_str_t   *name;
 
@@ -183,11 +194,20 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
         for (r = 0; list && r < pool->regions->nelts; r++) {
             total = 0;
             healthy = 0;
+            util = 0;
 
             for (i = 0; i < pool->nmembers; i++) {
-                if (pool->members[i].region == r) {
-                    total++;
-                    healthy += !pool->members[i].node->unhealthy;
+                if (pool->members[i].region != r) {
+                    continue;
+                }
+
+                total++;
+
+                if (!pool->members[i].node->unhealthy) {
+                    healthy++;
+                    ngx_http_mcig_member_load(pool, &pool->members[i], &load,
+                                              &capacity);
+                    util += (double) load / capacity;
                 }
             }
 
@@ -202,6 +222,10 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
             cJSON_AddBoolToObject(item, "local", r == 0);
             cJSON_AddNumberToObject(item, "members", total);
             cJSON_AddNumberToObject(item, "healthy", healthy);
+
+            /* as a multiple of the target: over 1 spills */
+            cJSON_AddNumberToObject(item, "utilization",
+                                    healthy ? util / healthy : 0);
             cJSON_AddBoolToObject(item, "drained",
                                   pool->node->region_state[r].drained);
             cJSON_AddNumberToObject(item, "requests",
@@ -255,6 +279,8 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
 
         cJSON_AddNumberToObject(item, "scrapes", node->scrapes);
         cJSON_AddNumberToObject(item, "scrape_errors", node->scrape_errors);
+        cJSON_AddNumberToObject(item, "scrape_duration_ms",
+                                node->scrape_usec / 1000.0);
 
         if (ngx_http_mcig_read_metrics(pool, member, &metrics) != NGX_OK) {
             /* never scraped, or stale */
@@ -361,7 +387,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     pool = pools ? pools->elts : NULL;
 
     /* HELP and TYPE lines, then every series with its labels escaped */
-    size = 15 * 192;
+    size = 17 * 192;
 
     for (i = 0; pools && i < pools->nelts; i++) {
         size_t  longest = 0;
@@ -381,7 +407,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
                           ((ngx_str_t *) pool[i]->regions->elts)[j].len);
         }
 
-        size += (pool[i]->nmembers * 10 + 3 + 3
+        size += (pool[i]->nmembers * 11 + 3 + 3 + 5
                  + (pool[i]->regions ? pool[i]->regions->nelts : 0)
                  + 2 * (1 + (obj ? pool[i]->objectives->nelts : 0)))
                 * (128 + 2 * pool[i]->key.len + 2 * longest);
@@ -396,7 +422,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
     /* one family at a time, over every pool and member */
 
-    for (family = 0; family < 15; family++) {
+    for (family = 0; family < 17; family++) {
 
         switch (family) {
         case 0:
@@ -459,6 +485,14 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
             NGX_HTTP_MCIG_FAMILY(p, "mcig_region_requests_total", "counter",
                 "Requests sent to each region of the pool.");
             break;
+        case 15:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_responses_total", "counter",
+                "Answers to the pool's requests, by status class.");
+            break;
+        case 16:
+            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrape_duration_seconds",
+                "gauge", "Duration of the member's last good scrape.");
+            break;
         }
 
         for (i = 0; pools && i < pools->nelts; i++) {
@@ -466,6 +500,38 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
             name.data = pool[i]->key.data + 1;
             name.len = pool[i]->key.len - 1;
+
+            if (family == 15) {
+                for (j = 1; j < 6; j++) {
+                    p = ngx_sprintf(p, "mcig_pool_responses_total{pool=\"");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",code=\"%uixx\"} %uA\n", j,
+                                    pool[i]->node->responses[j]);
+                }
+
+                continue;
+            }
+
+            if (family == 16 && pool[i]->metrics) {
+                for (j = 0; j < pool[i]->nmembers; j++) {
+                    p = ngx_sprintf(p,
+                                "mcig_member_scrape_duration_seconds{pool=\"");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",member=\"");
+                    p = ngx_http_mcig_label(p, &pool[i]->members[j].name);
+                    p = ngx_sprintf(p, "\"} %uA.%06uA\n",
+                                    pool[i]->members[j].node->scrape_usec
+                                    / 1000000,
+                                    pool[i]->members[j].node->scrape_usec
+                                    % 1000000);
+                }
+
+                continue;
+            }
+
+            if (family == 16) {
+                continue;
+            }
 
             if (family == 13) {
                 static const char  *kinds[] = { "", "local", "spillover",

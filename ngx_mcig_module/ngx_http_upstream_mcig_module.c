@@ -802,22 +802,15 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_http_upstream_mcig_regions_t *agg)
 {
     time_t                         now;
-    uint32_t                       load, target, capacity;
+    uint32_t                       load, capacity;
     uintptr_t                      bit;
-    ngx_uint_t                     i, n, custom;
-    ngx_atomic_int_t               in_flight;
+    ngx_uint_t                     i, n;
     ngx_http_mcig_member_t        *member;
-    ngx_http_mcig_metrics_t        m;
     ngx_http_upstream_rr_peer_t   *peer;
     ngx_http_upstream_rr_peers_t  *peers;
 
     now = ngx_time();
     peers = pd->rrp.peers;
-
-    /* in dry run the metrics are scraped and reported, not balanced on */
-    custom = pd->pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
-             && !pd->pool->dry_run;
-    target = (uint32_t) pd->pool->max_utilization * 10000;
 
     for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
 
@@ -860,26 +853,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        if (custom
-            && ngx_http_mcig_read_metrics(pd->pool, member, &m) == NGX_OK)
-        {
-            load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
-                                         (uint32_t) member->node->dispatched,
-                                         (uint32_t) member->capacity);
-
-            /* a queue over the limit is full whatever the KV usage */
-            if (m.waiting > pd->pool->max_queue) {
-                load = ngx_max(load, target);
-            }
-
-            capacity = target;
-
-        } else {
-            /* no fresh metrics: the in-flight count stands in */
-            in_flight = (ngx_atomic_int_t) member->node->in_flight;
-            load = (uint32_t) ngx_max(in_flight, 0);
-            capacity = (uint32_t) ngx_max(member->capacity, 1);
-        }
+        ngx_http_mcig_member_load(pd->pool, member, &load, &capacity);
 
         mcig_pick_offer(pick, (int) i, load, capacity);
 
@@ -888,6 +862,46 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             agg->util[member->region] += (uint64_t) load * 1000000 / capacity;
         }
     }
+}
+
+
+/*
+ * A member's load against its capacity, as the pick compares them: its
+ * estimated KV usage against max_utilization when balancing on fresh
+ * metrics (a queue over max_queue making it full), else its in-flight
+ * count against max_in_flight x weight.  In dry run the metrics are
+ * scraped and reported, not balanced on.
+ */
+
+void
+ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity)
+{
+    uint32_t                 target;
+    ngx_atomic_int_t         in_flight;
+    ngx_http_mcig_metrics_t  m;
+
+    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run
+        && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK)
+    {
+        target = (uint32_t) pool->max_utilization * 10000;
+
+        *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
+                                      (uint32_t) member->node->dispatched,
+                                      (uint32_t) member->capacity);
+
+        if (m.waiting > pool->max_queue) {
+            *load = ngx_max(*load, target);
+        }
+
+        *capacity = target;
+        return;
+    }
+
+    in_flight = (ngx_atomic_int_t) member->node->in_flight;
+
+    *load = (uint32_t) ngx_max(in_flight, 0);
+    *capacity = (uint32_t) ngx_max(member->capacity, 1);
 }
 
 
