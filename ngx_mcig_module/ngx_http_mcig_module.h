@@ -41,8 +41,19 @@ typedef enum {
 
 
 /* one pool member's state in the shared zone */
+/*
+ * Every node of the zone starts with this: its key, and the configuration
+ * generation that last used it (see ngx_http_upstream_mcig_collect()).
+ */
+typedef struct {
+    ngx_str_node_t                  sn;
+    ngx_atomic_t                    generation;
+} ngx_http_mcig_node_t;
+
+
 typedef struct {
     ngx_str_node_t                  sn;       /* key: "pool member" */
+    ngx_atomic_t                    generation;
     ngx_queue_t                     queue;
     ngx_atomic_t                    in_flight;
     ngx_atomic_t                    requests;
@@ -79,6 +90,7 @@ typedef struct {
 /* a pool's counters in the shared zone */
 typedef struct {
     ngx_str_node_t                  sn;       /* key: "\x01pool" */
+    ngx_atomic_t                    generation;
     ngx_atomic_t                    saturated;    /* 429 */
     ngx_atomic_t                    no_member;    /* 503 */
     ngx_atomic_t                    deadline;     /* 504 */
@@ -102,6 +114,7 @@ typedef struct {
 /* an objective's counters; the one of key "\x02pool\0" counts the rest */
 typedef struct {
     ngx_str_node_t                  sn;       /* "\x02pool\0objective" */
+    ngx_atomic_t                    generation;
     ngx_atomic_t                    requests;
     ngx_atomic_t                    shed;
     u_char                          key[1];
@@ -116,6 +129,11 @@ typedef struct {
     /* the worker that scrapes, until when (ngx_current_msec) */
     ngx_atomic_t                    scrape_owner;
     ngx_atomic_t                    scrape_until;
+
+    /* configurations loaded so far (reloads), and each worker's own */
+    ngx_atomic_t                    generation;
+    ngx_atomic_t                    worker_generation[
+                                        NGX_HTTP_MCIG_WORKER_SLOTS];
 
     /* pid owning each worker slot; 0 when free */
     ngx_atomic_t                    worker_pid[NGX_HTTP_MCIG_WORKER_SLOTS];

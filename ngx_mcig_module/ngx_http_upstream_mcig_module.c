@@ -90,6 +90,7 @@ static void ngx_http_upstream_mcig_release_slot(
     ngx_http_upstream_mcig_zone_t *zone, ngx_uint_t slot, ngx_log_t *log);
 static void ngx_http_upstream_mcig_repair_handler(ngx_event_t *ev);
 static void ngx_http_upstream_mcig_repair(ngx_log_t *log);
+static void ngx_http_upstream_mcig_collect(ngx_log_t *log);
 
 static char *ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -1000,11 +1001,13 @@ ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     if (ozone) {
         /* a reload with the same zone keeps members' state */
         zone->sh = ozone->sh;
+        zone->sh->generation++;
         return ngx_http_upstream_mcig_bind_members(zone, shm_zone->shm.log);
     }
 
     if (shm_zone->shm.exists) {
         zone->sh = shpool->data;
+        zone->sh->generation++;
         return ngx_http_upstream_mcig_bind_members(zone, shm_zone->shm.log);
     }
 
@@ -1054,23 +1057,24 @@ ngx_http_upstream_mcig_node(ngx_http_upstream_mcig_zone_t *zone,
     hash = ngx_crc32_long(key->data, key->len);
     sn = ngx_str_rbtree_lookup(&zone->sh->rbtree, key, hash);
 
-    if (sn) {
-        return sn;
-    }
-
-    sn = ngx_slab_alloc_locked(zone->shpool, size + key->len);
     if (sn == NULL) {
-        return NULL;
+        sn = ngx_slab_alloc_locked(zone->shpool, size + key->len);
+        if (sn == NULL) {
+            return NULL;
+        }
+
+        ngx_memzero(sn, size);
+
+        sn->str.len = key->len;
+        sn->str.data = (u_char *) sn + size;
+        ngx_memcpy(sn->str.data, key->data, key->len);
+        sn->node.key = hash;
+
+        ngx_rbtree_insert(&zone->sh->rbtree, &sn->node);
     }
 
-    ngx_memzero(sn, size);
-
-    sn->str.len = key->len;
-    sn->str.data = (u_char *) sn + size;
-    ngx_memcpy(sn->str.data, key->data, key->len);
-    sn->node.key = hash;
-
-    ngx_rbtree_insert(&zone->sh->rbtree, &sn->node);
+    /* used by this configuration: kept while a worker may run it */
+    ((ngx_http_mcig_node_t *) sn)->generation = zone->sh->generation;
 
     return sn;
 }
@@ -1249,10 +1253,82 @@ ngx_http_upstream_mcig_repair(ngx_log_t *log)
 }
 
 
+/*
+ * Frees the nodes of members, pools and objectives that the configuration
+ * no longer names (a reload removed them), once no worker that may still
+ * use them is alive: a node last used by generation g goes when every
+ * live worker runs a later one.  Pods come and go under Kubernetes, and
+ * without this their nodes would fill the zone over many reloads.
+ */
+
+static void
+ngx_http_upstream_mcig_collect(ngx_log_t *log)
+{
+    ngx_uint_t                    i, freed;
+    ngx_atomic_uint_t             oldest;
+    ngx_rbtree_node_t            *node, *next, *root, *sentinel;
+    ngx_http_mcig_node_t         *n;
+    ngx_http_mcig_shctx_t        *sh;
+    ngx_http_mcig_member_node_t  *m;
+
+    sh = ngx_http_mcig_zone->sh;
+    oldest = sh->generation;
+
+    for (i = 0; i < NGX_HTTP_MCIG_WORKER_SLOTS; i++) {
+        if (sh->worker_pid[i] && sh->worker_generation[i] < oldest) {
+            oldest = sh->worker_generation[i];
+        }
+    }
+
+    freed = 0;
+
+    ngx_shmtx_lock(&ngx_http_mcig_zone->shpool->mutex);
+
+    root = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    if (root != sentinel) {
+        for (node = ngx_rbtree_min(root, sentinel); node; node = next) {
+            next = ngx_rbtree_next(&sh->rbtree, node);
+            n = (ngx_http_mcig_node_t *) node;
+
+            if (n->generation >= oldest) {
+                continue;
+            }
+
+            if (n->sn.str.len && n->sn.str.data[0] > '\x02') {
+                /* a member: its requests must all have ended */
+                m = (ngx_http_mcig_member_node_t *) n;
+
+                if ((ngx_atomic_int_t) m->in_flight > 0) {
+                    continue;
+                }
+
+                ngx_queue_remove(&m->queue);
+            }
+
+            ngx_rbtree_delete(&sh->rbtree, node);
+            ngx_slab_free_locked(ngx_http_mcig_zone->shpool, n);
+            freed++;
+        }
+    }
+
+    ngx_shmtx_unlock(&ngx_http_mcig_zone->shpool->mutex);
+
+    if (freed) {
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "mcig: freed the state of %ui members, pools or "
+                      "objectives that the configuration no longer names",
+                      freed);
+    }
+}
+
+
 static void
 ngx_http_upstream_mcig_repair_handler(ngx_event_t *ev)
 {
     ngx_http_upstream_mcig_repair(ev->log);
+    ngx_http_upstream_mcig_collect(ev->log);
 
     if (!ngx_exiting && !ngx_quit) {
         ngx_add_timer(ev, NGX_HTTP_MCIG_REPAIR_INTERVAL);
@@ -2476,6 +2552,7 @@ ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle)
             ngx_http_upstream_mcig_release_slot(zone, i, cycle->log);
         }
 
+        zone->sh->worker_generation[i] = zone->sh->generation;
         ngx_http_mcig_slot = i;
         break;
     }
@@ -2486,6 +2563,9 @@ ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle)
                       "worker dies, its in-flight counts stay high until "
                       "a restart", &mcf->shm_zone->shm.name);
     }
+
+    /* reloads may come faster than the timer below fires */
+    ngx_http_upstream_mcig_collect(cycle->log);
 
     ngx_http_mcig_repair_conn.fd = (ngx_socket_t) -1;
 

@@ -72,3 +72,42 @@ Mcig::reload();
 ["^127\\.0\\.0\\.3\$",
  qr/"members":\[\{"address":"127\.0\.0\.2:\d+","healthy":true,"in_flight":1,"capacity":1,"requests":1,.*\{"address":"127\.0\.0\.3:\d+","healthy":true,"in_flight":0,"capacity":1,"requests":1,/]
 --- timeout: 10
+
+
+
+=== TEST 3: members removed by reloads are collected, the zone does not fill
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    mcig_zone churn 32k;
+
+    upstream churning {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.1.1:1 down;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://churning;
+    }
+
+    location = /s {
+        mcig_status;
+    }
+--- init
+# every reload replaces the down member by a new address, as pods come
+# and go; 45 stale members would not fit in 32k
+for my $i (2 .. 46) {
+    Mcig::edit_conf(sub { s{server 127\.0\.1\.\d+:1 down;}{server 127.0.1.$i:1 down;} });
+    kill 'HUP', Mcig::master_pid();
+    select(undef, undef, undef, 0.3);
+}
+select(undef, undef, undef, 1.5);
+--- request
+GET /s
+--- response_body_like: "address":"127\.0\.1\.46:1"
+--- error_log
+freed the state of
+--- no_error_log
+is too small
+--- timeout: 30
