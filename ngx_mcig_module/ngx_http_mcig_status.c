@@ -569,18 +569,20 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
             }
 
             if (family == 10) {
-                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
-                p = ngx_http_mcig_label(p, &name);
-                p = ngx_sprintf(p, "\",reason=\"pool_saturated\"} %uA\n",
-                                pool[i]->node->saturated);
-                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
-                p = ngx_http_mcig_label(p, &name);
-                p = ngx_sprintf(p, "\",reason=\"no_member_available\"} %uA\n",
-                                pool[i]->node->no_member);
-                p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
-                p = ngx_http_mcig_label(p, &name);
-                p = ngx_sprintf(p, "\",reason=\"deadline_exceeded\"} %uA\n",
-                                pool[i]->node->deadline);
+                ngx_atomic_t  *count[] = { &pool[i]->node->saturated,
+                                           &pool[i]->node->no_member,
+                                           &pool[i]->node->deadline };
+                const char    *reason[] = { "pool_saturated",
+                                            "no_member_available",
+                                            "deadline_exceeded" };
+
+                for (j = 0; j < 3; j++) {
+                    p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
+                    p = ngx_http_mcig_label(p, &name);
+                    p = ngx_sprintf(p, "\",reason=\"%s\"} %uA\n", reason[j],
+                                    *count[j]);
+                }
+
                 continue;
             }
 

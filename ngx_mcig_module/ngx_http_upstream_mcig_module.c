@@ -102,6 +102,9 @@ static char *ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_health_check(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_probe_param(ngx_str_t *arg,
+    ngx_uint_t *port, ngx_str_t *path, ngx_msec_t *interval,
+    ngx_msec_t *timeout);
 static ngx_int_t ngx_http_upstream_mcig_read_token(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool);
 static ngx_int_t ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
@@ -1440,6 +1443,64 @@ ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
 
 
 /*
+ * The parameters that mcig_metrics and mcig_health_check share: port=,
+ * path=, interval= and timeout=.  NGX_OK when arg was one of them,
+ * NGX_DECLINED when it is another, NGX_ERROR when its value is invalid.
+ */
+
+static ngx_int_t
+ngx_http_upstream_mcig_probe_param(ngx_str_t *arg, ngx_uint_t *port,
+    ngx_str_t *path, ngx_msec_t *interval, ngx_msec_t *timeout)
+{
+    ngx_int_t    n;
+    ngx_str_t    s;
+    ngx_msec_t  *msec;
+
+    if (ngx_strncmp(arg->data, "port=", 5) == 0) {
+        n = ngx_atoi(arg->data + 5, arg->len - 5);
+        if (n < 1 || n > 65535) {
+            return NGX_ERROR;
+        }
+
+        *port = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(arg->data, "path=", 5) == 0) {
+        if (arg->len < 6 || arg->data[5] != '/') {
+            return NGX_ERROR;
+        }
+
+        path->data = arg->data + 5;
+        path->len = arg->len - 5;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(arg->data, "interval=", 9) == 0) {
+        msec = interval;
+        s.data = arg->data + 9;
+        s.len = arg->len - 9;
+
+    } else if (ngx_strncmp(arg->data, "timeout=", 8) == 0) {
+        msec = timeout;
+        s.data = arg->data + 8;
+        s.len = arg->len - 8;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    *msec = ngx_parse_time(&s, 0);
+
+    if (*msec == (ngx_msec_t) NGX_ERROR || *msec == 0) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * The bearer token is read once, at configuration time: "nginx -s reload"
  * picks up a new one.  Its content is never logged.
  */
@@ -1538,11 +1599,10 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
 
     ssize_t                    size;
-    ngx_int_t                  n;
+    ngx_int_t                  rc;
     ngx_str_t                 *value, s, role_spec[4], *file;
-    ngx_msec_t                *msec;
     ngx_uint_t                 i, k, role;
-    mcig_prom_spec_rc_e        rc;
+    mcig_prom_spec_rc_e        src;
     const mcig_prom_preset_t  *preset;
 
     if (pool->metrics) {
@@ -1581,23 +1641,16 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "port=", 5) == 0) {
-            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
-            if (n < 1 || n > 65535) {
-                goto invalid;
-            }
-
-            pool->metrics_port = n;
-            continue;
+        rc = ngx_http_upstream_mcig_probe_param(&value[i],
+                                                &pool->metrics_port,
+                                                &pool->metrics_path,
+                                                &pool->metrics_interval,
+                                                &pool->metrics_timeout);
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
-        if (ngx_strncmp(value[i].data, "path=", 5) == 0) {
-            if (value[i].len < 6 || value[i].data[5] != '/') {
-                goto invalid;
-            }
-
-            pool->metrics_path.data = value[i].data + 5;
-            pool->metrics_path.len = value[i].len - 5;
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -1686,27 +1739,17 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
-            msec = &pool->metrics_interval;
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            msec = &pool->metrics_timeout;
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-        } else if (ngx_strncmp(value[i].data, "stale=", 6) == 0) {
-            msec = &pool->metrics_stale;
-            s.data = value[i].data + 6;
-            s.len = value[i].len - 6;
-
-        } else {
+        if (ngx_strncmp(value[i].data, "stale=", 6) != 0) {
             goto invalid;
         }
 
-        *msec = ngx_parse_time(&s, 0);
-        if (*msec == (ngx_msec_t) NGX_ERROR || *msec == 0) {
+        s.data = value[i].data + 6;
+        s.len = value[i].len - 6;
+
+        pool->metrics_stale = ngx_parse_time(&s, 0);
+        if (pool->metrics_stale == (ngx_msec_t) NGX_ERROR
+            || pool->metrics_stale == 0)
+        {
             goto invalid;
         }
     }
@@ -1741,16 +1784,16 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         /* counts add up over engines, a usage is averaged */
-        rc = mcig_prom_set_add(pool->metrics, (char *) role_spec[role].data,
+        src = mcig_prom_set_add(pool->metrics, (char *) role_spec[role].data,
                                role_spec[role].len,
                                role == MCIG_PROM_ROLE_KV_USAGE
                                ? MCIG_PROM_AVG : MCIG_PROM_SUM,
                                (mcig_prom_role_e) role);
 
-        if (rc != MCIG_PROM_SPEC_OK) {
+        if (src != MCIG_PROM_SPEC_OK) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid metric \"%V\" in mcig_metrics: %s",
-                               &role_spec[role], mcig_prom_spec_rc_text(rc));
+                               &role_spec[role], mcig_prom_spec_rc_text(src));
             return NGX_CONF_ERROR;
         }
     }
@@ -1782,10 +1825,9 @@ ngx_http_upstream_mcig_health_check(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
 
-    ngx_int_t    n;
+    ngx_int_t    n, rc;
     ngx_str_t   *value, s;
     ngx_uint_t   i, *threshold;
-    ngx_msec_t  *msec;
 
     if (pool->health) {
         return "is duplicate";
@@ -1802,27 +1844,17 @@ ngx_http_upstream_mcig_health_check(ngx_conf_t *cf, ngx_command_t *cmd,
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "path=", 5) == 0) {
-            if (value[i].len < 6 || value[i].data[5] != '/') {
-                goto invalid;
-            }
-
-            pool->health_path.data = value[i].data + 5;
-            pool->health_path.len = value[i].len - 5;
-            continue;
+        rc = ngx_http_upstream_mcig_probe_param(&value[i], &pool->health_port,
+                                                &pool->health_path,
+                                                &pool->health_interval,
+                                                &pool->health_timeout);
+        if (rc == NGX_ERROR) {
+            goto invalid;
         }
 
-        if (ngx_strncmp(value[i].data, "port=", 5) == 0) {
-            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
-            if (n < 1 || n > 65535) {
-                goto invalid;
-            }
-
-            pool->health_port = n;
+        if (rc == NGX_OK) {
             continue;
         }
-
-        threshold = NULL;
 
         if (ngx_strncmp(value[i].data, "healthy=", 8) == 0) {
             threshold = &pool->healthy_threshold;
@@ -1833,36 +1865,17 @@ ngx_http_upstream_mcig_health_check(ngx_conf_t *cf, ngx_command_t *cmd,
             threshold = &pool->unhealthy_threshold;
             s.data = value[i].data + 10;
             s.len = value[i].len - 10;
-        }
-
-        if (threshold) {
-            n = ngx_atoi(s.data, s.len);
-            if (n < 1 || n > 1000) {
-                goto invalid;
-            }
-
-            *threshold = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "interval=", 9) == 0) {
-            msec = &pool->health_interval;
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
-
-        } else if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            msec = &pool->health_timeout;
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
 
         } else {
             goto invalid;
         }
 
-        *msec = ngx_parse_time(&s, 0);
-        if (*msec == (ngx_msec_t) NGX_ERROR || *msec == 0) {
+        n = ngx_atoi(s.data, s.len);
+        if (n < 1 || n > 1000) {
             goto invalid;
         }
+
+        *threshold = n;
     }
 
     if (pool->health_timeout > pool->health_interval) {
