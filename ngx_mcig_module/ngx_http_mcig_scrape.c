@@ -223,6 +223,12 @@ ngx_http_mcig_scrape_handler(ngx_event_t *ev)
     ngx_http_mcig_scrape_t  *s;
 
     if (ngx_exiting || ngx_quit) {
+        /*
+         * an exiting worker still ticks while its last requests finish:
+         * it hands the lease over now rather than let it expire
+         */
+        (void) ngx_atomic_cmp_set(&ngx_http_mcig_scrape_sh->scrape_owner,
+                                  (ngx_atomic_uint_t) ngx_pid, 0);
         return;
     }
 
