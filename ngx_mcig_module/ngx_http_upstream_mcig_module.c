@@ -102,6 +102,8 @@ static char *ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_health_check(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_uint_t ngx_http_upstream_mcig_arg(ngx_str_t *arg, char *name,
+    ngx_str_t *value);
 static ngx_int_t ngx_http_upstream_mcig_probe_param(ngx_str_t *arg,
     ngx_uint_t *port, ngx_str_t *path, ngx_msec_t *interval,
     ngx_msec_t *timeout);
@@ -1442,6 +1444,26 @@ ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
 }
 
 
+/* the value of a "name=value" argument, if the argument is that name */
+
+static ngx_uint_t
+ngx_http_upstream_mcig_arg(ngx_str_t *arg, char *name, ngx_str_t *value)
+{
+    size_t  len;
+
+    len = ngx_strlen(name);
+
+    if (arg->len < len || ngx_strncmp(arg->data, name, len) != 0) {
+        return 0;
+    }
+
+    value->data = arg->data + len;
+    value->len = arg->len - len;
+
+    return 1;
+}
+
+
 /*
  * The parameters that mcig_metrics and mcig_health_check share: port=,
  * path=, interval= and timeout=.  NGX_OK when arg was one of them,
@@ -1456,8 +1478,8 @@ ngx_http_upstream_mcig_probe_param(ngx_str_t *arg, ngx_uint_t *port,
     ngx_str_t    s;
     ngx_msec_t  *msec;
 
-    if (ngx_strncmp(arg->data, "port=", 5) == 0) {
-        n = ngx_atoi(arg->data + 5, arg->len - 5);
+    if (ngx_http_upstream_mcig_arg(arg, "port=", &s)) {
+        n = ngx_atoi(s.data, s.len);
         if (n < 1 || n > 65535) {
             return NGX_ERROR;
         }
@@ -1466,25 +1488,20 @@ ngx_http_upstream_mcig_probe_param(ngx_str_t *arg, ngx_uint_t *port,
         return NGX_OK;
     }
 
-    if (ngx_strncmp(arg->data, "path=", 5) == 0) {
-        if (arg->len < 6 || arg->data[5] != '/') {
+    if (ngx_http_upstream_mcig_arg(arg, "path=", &s)) {
+        if (s.len == 0 || s.data[0] != '/') {
             return NGX_ERROR;
         }
 
-        path->data = arg->data + 5;
-        path->len = arg->len - 5;
+        *path = s;
         return NGX_OK;
     }
 
-    if (ngx_strncmp(arg->data, "interval=", 9) == 0) {
+    if (ngx_http_upstream_mcig_arg(arg, "interval=", &s)) {
         msec = interval;
-        s.data = arg->data + 9;
-        s.len = arg->len - 9;
 
-    } else if (ngx_strncmp(arg->data, "timeout=", 8) == 0) {
+    } else if (ngx_http_upstream_mcig_arg(arg, "timeout=", &s)) {
         msec = timeout;
-        s.data = arg->data + 8;
-        s.len = arg->len - 8;
 
     } else {
         return NGX_DECLINED;
@@ -1655,21 +1672,13 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         /* a metric of the engine's replaced by another, label filters ok */
-        if (ngx_strncmp(value[i].data, "kv=", 3) == 0) {
-            role_spec[MCIG_PROM_ROLE_KV_USAGE].data = value[i].data + 3;
-            role_spec[MCIG_PROM_ROLE_KV_USAGE].len = value[i].len - 3;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "waiting=", 8) == 0) {
-            role_spec[MCIG_PROM_ROLE_WAITING].data = value[i].data + 8;
-            role_spec[MCIG_PROM_ROLE_WAITING].len = value[i].len - 8;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "running=", 8) == 0) {
-            role_spec[MCIG_PROM_ROLE_RUNNING].data = value[i].data + 8;
-            role_spec[MCIG_PROM_ROLE_RUNNING].len = value[i].len - 8;
+        if (ngx_http_upstream_mcig_arg(&value[i], "kv=",
+                                       &role_spec[MCIG_PROM_ROLE_KV_USAGE])
+            || ngx_http_upstream_mcig_arg(&value[i], "waiting=",
+                                          &role_spec[MCIG_PROM_ROLE_WAITING])
+            || ngx_http_upstream_mcig_arg(&value[i], "running=",
+                                          &role_spec[MCIG_PROM_ROLE_RUNNING]))
+        {
             continue;
         }
 
@@ -1685,25 +1694,17 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 
         file = NULL;
 
-        if (ngx_strncmp(value[i].data, "ca_file=", 8) == 0) {
+        if (ngx_http_upstream_mcig_arg(&value[i], "ca_file=", &s)) {
             file = &pool->metrics_ca_file;
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
 
-        } else if (ngx_strncmp(value[i].data, "cert=", 5) == 0) {
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "cert=", &s)) {
             file = &pool->metrics_cert;
-            s.data = value[i].data + 5;
-            s.len = value[i].len - 5;
 
-        } else if (ngx_strncmp(value[i].data, "key=", 4) == 0) {
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "key=", &s)) {
             file = &pool->metrics_key;
-            s.data = value[i].data + 4;
-            s.len = value[i].len - 4;
 
-        } else if (ngx_strncmp(value[i].data, "token_file=", 11) == 0) {
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "token_file=", &s)) {
             file = &pool->metrics_token;
-            s.data = value[i].data + 11;
-            s.len = value[i].len - 11;
         }
 
         if (file) {
@@ -1727,9 +1728,7 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
-            s.data = value[i].data + 9;
-            s.len = value[i].len - 9;
+        if (ngx_http_upstream_mcig_arg(&value[i], "max_size=", &s)) {
             size = ngx_parse_size(&s);
             if (size < 1024) {
                 goto invalid;
@@ -1739,12 +1738,9 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "stale=", 6) != 0) {
+        if (!ngx_http_upstream_mcig_arg(&value[i], "stale=", &s)) {
             goto invalid;
         }
-
-        s.data = value[i].data + 6;
-        s.len = value[i].len - 6;
 
         pool->metrics_stale = ngx_parse_time(&s, 0);
         if (pool->metrics_stale == (ngx_msec_t) NGX_ERROR
@@ -1856,15 +1852,11 @@ ngx_http_upstream_mcig_health_check(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "healthy=", 8) == 0) {
+        if (ngx_http_upstream_mcig_arg(&value[i], "healthy=", &s)) {
             threshold = &pool->healthy_threshold;
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
 
-        } else if (ngx_strncmp(value[i].data, "unhealthy=", 10) == 0) {
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "unhealthy=", &s)) {
             threshold = &pool->unhealthy_threshold;
-            s.data = value[i].data + 10;
-            s.len = value[i].len - 10;
 
         } else {
             goto invalid;
@@ -1908,7 +1900,7 @@ ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
 
     ngx_int_t   n;
-    ngx_str_t  *value;
+    ngx_str_t  *value, s;
     ngx_uint_t  i;
 
     if (pool->mode != NGX_CONF_UNSET_UINT) {
@@ -1934,9 +1926,9 @@ ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 2; i < cf->args->nelts; i++) {
 
         if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
-            && ngx_strncmp(value[i].data, "max_utilization=", 16) == 0)
+            && ngx_http_upstream_mcig_arg(&value[i], "max_utilization=", &s))
         {
-            n = ngx_atoi(value[i].data + 16, value[i].len - 16);
+            n = ngx_atoi(s.data, s.len);
             if (n < 1 || n > 100) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\": a percentage from 1 "
@@ -1949,9 +1941,9 @@ ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS
-            && ngx_strncmp(value[i].data, "max_queue=", 10) == 0)
+            && ngx_http_upstream_mcig_arg(&value[i], "max_queue=", &s))
         {
-            n = ngx_atoi(value[i].data + 10, value[i].len - 10);
+            n = ngx_atoi(s.data, s.len);
             if (n == NGX_ERROR || n > 1000000) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\": a number of waiting "
@@ -2031,15 +2023,13 @@ ngx_http_upstream_mcig_objective(ngx_conf_t *cf, ngx_command_t *cmd,
     priority = 0;
 
     if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "priority=", 9) != 0) {
+        if (!ngx_http_upstream_mcig_arg(&value[2], "priority=", &s)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid parameter \"%V\", expected "
                                "\"priority=\"", &value[2]);
             return NGX_CONF_ERROR;
         }
 
-        s.data = value[2].data + 9;
-        s.len = value[2].len - 9;
         sign = 1;
 
         if (s.len && s.data[0] == '-') {
@@ -2100,6 +2090,7 @@ ngx_http_upstream_mcig_regions(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
 
+    uint32_t    *pct;
     ngx_int_t    n;
     ngx_str_t   *value, *region, s;
     ngx_uint_t   i, j;
@@ -2126,12 +2117,16 @@ ngx_http_upstream_mcig_regions(ngx_conf_t *cf, ngx_command_t *cmd,
     for (i = 1; i < cf->args->nelts; i++) {
 
         /* the drain thresholds: drain=25% restore=35% restore_after=60s */
-        if (ngx_strncmp(value[i].data, "drain=", 6) == 0
-            || ngx_strncmp(value[i].data, "restore=", 8) == 0)
-        {
-            s.data = (u_char *) ngx_strchr(value[i].data, '=') + 1;
-            s.len = value[i].data + value[i].len - s.data;
+        pct = NULL;
 
+        if (ngx_http_upstream_mcig_arg(&value[i], "drain=", &s)) {
+            pct = &mcf->region_params.drain_pct;
+
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "restore=", &s)) {
+            pct = &mcf->region_params.restore_pct;
+        }
+
+        if (pct) {
             if (s.len && s.data[s.len - 1] == '%') {
                 s.len--;
             }
@@ -2141,20 +2136,11 @@ ngx_http_upstream_mcig_regions(ngx_conf_t *cf, ngx_command_t *cmd,
                 goto invalid;
             }
 
-            if (value[i].data[0] == 'd') {
-                mcf->region_params.drain_pct = n;
-
-            } else {
-                mcf->region_params.restore_pct = n;
-            }
-
+            *pct = n;
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "restore_after=", 14) == 0) {
-            s.data = value[i].data + 14;
-            s.len = value[i].len - 14;
-
+        if (ngx_http_upstream_mcig_arg(&value[i], "restore_after=", &s)) {
             mcf->region_params.restore_ms = ngx_parse_time(&s, 0);
             if (mcf->region_params.restore_ms == (ngx_msec_t) NGX_ERROR) {
                 goto invalid;
@@ -2242,9 +2228,7 @@ ngx_http_upstream_mcig_region(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     for (i = 2; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "cluster=", 8) == 0) {
-            rc->cluster.data = value[i].data + 8;
-            rc->cluster.len = value[i].len - 8;
+        if (ngx_http_upstream_mcig_arg(&value[i], "cluster=", &rc->cluster)) {
             continue;
         }
 

@@ -296,3 +296,23 @@ qr/member 127\.0\.0\.3:8000 of pool "llama" in .* has no region: name it in an m
 --- must_die
 --- error_log
 region "asia-east1" of member 127.0.0.2:8000 of pool "llama" is not in mcig_regions
+
+
+
+=== TEST 9: drain and restore thresholds are percentages
+--- http_config
+    mcig_regions europe-west3 us-east4 drain=150% restore=35%;
+--- config
+--- must_die
+--- error_log
+invalid parameter "drain=150%" of mcig_regions
+
+
+
+=== TEST 10: restore may not be under drain
+--- http_config
+    mcig_regions europe-west3 drain=40% restore=30%;
+--- config
+--- must_die
+--- error_log
+"mcig_regions" directive has restore= under drain=
