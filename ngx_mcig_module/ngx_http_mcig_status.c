@@ -29,7 +29,8 @@ static ngx_int_t ngx_http_mcig_status_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_status_prometheus(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_status_send(ngx_http_request_t *r,
     ngx_str_t *type, u_char *data, size_t len);
-static cJSON *ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool);
+static cJSON *ngx_http_mcig_status_pool(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 static cJSON *ngx_http_mcig_status_string(ngx_str_t *s);
 static u_char *ngx_http_mcig_label(u_char *p, ngx_str_t *value);
 
@@ -131,6 +132,7 @@ ngx_http_mcig_status_json(ngx_http_request_t *r)
 static cJSON *
 ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
 {
+    ngx_str_t                   *region;
     ngx_uint_t                   i;
     cJSON                       *p, *list, *item, *m;
     ngx_http_mcig_member_t      *member;
@@ -250,9 +252,10 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
                               ngx_http_mcig_status_string(&member->name));
 
         if (pool->regions) {
+            region = pool->regions->elts;
+
             cJSON_AddItemToObject(item, "region",
-                      ngx_http_mcig_status_string(
-                          &((ngx_str_t *) pool->regions->elts)[member->region]));
+                      ngx_http_mcig_status_string(&region[member->region]));
             cJSON_AddItemToObject(item, "cluster",
                       ngx_http_mcig_status_string(&member->cluster));
         }
@@ -353,10 +356,60 @@ ngx_http_mcig_status_string(ngx_str_t *s)
  * its series follow them.
  */
 
-#define NGX_HTTP_MCIG_FAMILY(p, name, type, help)                           \
-    p = ngx_cpymem(p, "# HELP " name " " help "\n# TYPE " name " " type "\n", \
-                   sizeof("# HELP " name " " help "\n# TYPE " name " "       \
-                          type "\n") - 1)
+/* the HELP and TYPE lines of each family, in the order they are written */
+static ngx_str_t  ngx_http_mcig_families[] = {
+    ngx_string("# HELP mcig_member_requests_total"
+               " Requests sent to the member.\n"
+               "# TYPE mcig_member_requests_total counter\n"),
+    ngx_string("# HELP mcig_member_failures_total"
+               " Requests to the member that failed (error or timeout).\n"
+               "# TYPE mcig_member_failures_total counter\n"),
+    ngx_string("# HELP mcig_member_in_flight"
+               " Requests in flight to the member, across all workers.\n"
+               "# TYPE mcig_member_in_flight gauge\n"),
+    ngx_string("# HELP mcig_member_healthy"
+               " 1 when the member takes traffic, 0 when unhealthy.\n"
+               "# TYPE mcig_member_healthy gauge\n"),
+    ngx_string("# HELP mcig_member_kv_cache_usage"
+               " Scraped KV-cache usage (0..1), when fresh.\n"
+               "# TYPE mcig_member_kv_cache_usage gauge\n"),
+    ngx_string("# HELP mcig_member_waiting_requests"
+               " Scraped waiting requests, when fresh.\n"
+               "# TYPE mcig_member_waiting_requests gauge\n"),
+    ngx_string("# HELP mcig_member_running_requests"
+               " Scraped running requests, when fresh.\n"
+               "# TYPE mcig_member_running_requests gauge\n"),
+    ngx_string("# HELP mcig_member_metrics_age_seconds"
+               " Age of the member's scraped figures, when fresh.\n"
+               "# TYPE mcig_member_metrics_age_seconds gauge\n"),
+    ngx_string("# HELP mcig_member_scrapes_total"
+               " Good scrapes of the member's metrics.\n"
+               "# TYPE mcig_member_scrapes_total counter\n"),
+    ngx_string("# HELP mcig_member_scrape_errors_total"
+               " Failed scrapes of the member's metrics.\n"
+               "# TYPE mcig_member_scrape_errors_total counter\n"),
+    ngx_string("# HELP mcig_pool_refused_total"
+               " Requests the gateway refused, by reason.\n"
+               "# TYPE mcig_pool_refused_total counter\n"),
+    ngx_string("# HELP mcig_objective_requests_total"
+               " Requests by InferenceObjective (\"\": none).\n"
+               "# TYPE mcig_objective_requests_total counter\n"),
+    ngx_string("# HELP mcig_objective_shed_total"
+               " Sheddable requests refused, by InferenceObjective.\n"
+               "# TYPE mcig_objective_shed_total counter\n"),
+    ngx_string("# HELP mcig_pool_decisions_total"
+               " Region decisions: local, spillover, failover.\n"
+               "# TYPE mcig_pool_decisions_total counter\n"),
+    ngx_string("# HELP mcig_region_requests_total"
+               " Requests sent to each region of the pool.\n"
+               "# TYPE mcig_region_requests_total counter\n"),
+    ngx_string("# HELP mcig_pool_responses_total"
+               " Answers to the pool's requests, by status class.\n"
+               "# TYPE mcig_pool_responses_total counter\n"),
+    ngx_string("# HELP mcig_member_scrape_duration_seconds"
+               " Duration of the member's last good scrape.\n"
+               "# TYPE mcig_member_scrape_duration_seconds gauge\n"),
+};
 
 
 static ngx_int_t
@@ -387,7 +440,7 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     pool = pools ? pools->elts : NULL;
 
     /* HELP and TYPE lines, then every series with its labels escaped */
-    size = 17 * 192;
+    size = sizeof(ngx_http_mcig_families) / sizeof(ngx_str_t) * 192;
 
     for (i = 0; pools && i < pools->nelts; i++) {
         size_t  longest = 0;
@@ -422,78 +475,13 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
     /* one family at a time, over every pool and member */
 
-    for (family = 0; family < 17; family++) {
+    for (family = 0;
+         family < sizeof(ngx_http_mcig_families) / sizeof(ngx_str_t);
+         family++)
+    {
 
-        switch (family) {
-        case 0:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_requests_total", "counter",
-                "Requests sent to the member.");
-            break;
-        case 1:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_failures_total", "counter",
-                "Requests to the member that failed (error or timeout).");
-            break;
-        case 2:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_in_flight", "gauge",
-                "Requests in flight to the member, across all workers.");
-            break;
-        case 3:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_healthy", "gauge",
-                "1 when the member takes traffic, 0 when unhealthy.");
-            break;
-        case 4:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_kv_cache_usage", "gauge",
-                "Scraped KV-cache usage (0..1), when fresh.");
-            break;
-        case 5:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_waiting_requests", "gauge",
-                "Scraped waiting requests, when fresh.");
-            break;
-        case 6:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_running_requests", "gauge",
-                "Scraped running requests, when fresh.");
-            break;
-        case 7:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_metrics_age_seconds",
-                "gauge", "Age of the member's scraped figures, when fresh.");
-            break;
-        case 8:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrapes_total", "counter",
-                "Good scrapes of the member's metrics.");
-            break;
-        case 9:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrape_errors_total",
-                "counter", "Failed scrapes of the member's metrics.");
-            break;
-        case 10:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_refused_total", "counter",
-                "Requests the gateway refused, by reason.");
-            break;
-        case 11:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_objective_requests_total",
-                "counter", "Requests by InferenceObjective (\"\": none).");
-            break;
-        case 12:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_objective_shed_total", "counter",
-                "Sheddable requests refused, by InferenceObjective.");
-            break;
-        case 13:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_decisions_total", "counter",
-                "Region decisions: local, spillover, failover.");
-            break;
-        case 14:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_region_requests_total", "counter",
-                "Requests sent to each region of the pool.");
-            break;
-        case 15:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_pool_responses_total", "counter",
-                "Answers to the pool's requests, by status class.");
-            break;
-        case 16:
-            NGX_HTTP_MCIG_FAMILY(p, "mcig_member_scrape_duration_seconds",
-                "gauge", "Duration of the member's last good scrape.");
-            break;
-        }
+        p = ngx_cpymem(p, ngx_http_mcig_families[family].data,
+                       ngx_http_mcig_families[family].len);
 
         for (i = 0; pools && i < pools->nelts; i++) {
             ngx_str_t  name;
