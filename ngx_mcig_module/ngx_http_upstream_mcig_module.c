@@ -114,6 +114,8 @@ static ngx_int_t ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
     ngx_uint_t https, ngx_uint_t port, ngx_str_t *path, ngx_str_t *url);
 static char *ngx_http_upstream_mcig_objective(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_add_zone(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_main_conf_t *mcf, ngx_str_t *name, size_t size);
 static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_upstream_mcig_regions(ngx_conf_t *cf,
@@ -2324,14 +2326,46 @@ ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
 }
 
 
+/* registers the one zone of all pools, named by mcig_zone or by default */
+
+static ngx_int_t
+ngx_http_upstream_mcig_add_zone(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_main_conf_t *mcf, ngx_str_t *name, size_t size)
+{
+    ngx_http_upstream_mcig_zone_t  *zone;
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_zone_t));
+    if (zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->shm_zone = ngx_shared_memory_add(cf, name, size,
+                                          &ngx_http_upstream_mcig_module);
+    if (mcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (mcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcig_zone \"%V\" is already used", name);
+        return NGX_ERROR;
+    }
+
+    zone->mcf = mcf;
+    mcf->shm_zone->init = ngx_http_upstream_mcig_init_zone;
+    mcf->shm_zone->data = zone;
+
+    return NGX_OK;
+}
+
+
 static char *
 ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
 
-    ssize_t                         size;
-    ngx_str_t                      *value;
-    ngx_http_upstream_mcig_zone_t  *zone;
+    ssize_t     size;
+    ngx_str_t  *value;
 
     if (mcf->shm_zone) {
         return "is duplicate";
@@ -2348,26 +2382,9 @@ ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_zone_t));
-    if (zone == NULL) {
+    if (ngx_http_upstream_mcig_add_zone(cf, mcf, &value[1], size) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
-
-    mcf->shm_zone = ngx_shared_memory_add(cf, &value[1], size,
-                                          &ngx_http_upstream_mcig_module);
-    if (mcf->shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (mcf->shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcig_zone \"%V\" is already used", &value[1]);
-        return NGX_CONF_ERROR;
-    }
-
-    zone->mcf = mcf;
-    mcf->shm_zone->init = ngx_http_upstream_mcig_init_zone;
-    mcf->shm_zone->data = zone;
 
     return NGX_CONF_OK;
 }
@@ -2407,7 +2424,6 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_uint_t                           i;
     ngx_http_upstream_srv_conf_t       **uscfp;
     ngx_http_upstream_main_conf_t       *umcf;
-    ngx_http_upstream_mcig_zone_t       *zone;
     ngx_http_upstream_mcig_srv_conf_t   *pool;
 
     umcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_upstream_module);
@@ -2445,23 +2461,14 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
 
     /* a pool and no mcig_zone: the default zone */
 
-    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_upstream_mcig_zone_t));
-    if (zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
     ngx_str_set(&name, "mcig");
 
-    mcf->shm_zone = ngx_shared_memory_add(cf, &name,
-                                          NGX_HTTP_MCIG_DEFAULT_ZONE_SIZE,
-                                          &ngx_http_upstream_mcig_module);
-    if (mcf->shm_zone == NULL) {
+    if (ngx_http_upstream_mcig_add_zone(cf, mcf, &name,
+                                        NGX_HTTP_MCIG_DEFAULT_ZONE_SIZE)
+        != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
-
-    zone->mcf = mcf;
-    mcf->shm_zone->init = ngx_http_upstream_mcig_init_zone;
-    mcf->shm_zone->data = zone;
 
     return NGX_CONF_OK;
 }
