@@ -78,8 +78,8 @@ fi
 
 sources() {
     case "$1" in
-    body)   echo ngx_mcig_module/mcig_body.c ;;
-    prom)   echo ngx_mcig_module/mcig_prom.c ;;
+    body)   echo ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_pick.c ;;
+    prom)   echo ngx_mcig_module/mcig_prom.c ngx_mcig_module/mcig_pick.c ;;
     json)   echo ngx_mcig_module/mcig_json.c ;;
     region) echo ngx_mcig_module/mcig_region.c ngx_mcig_module/mcig_pick.c ;;
     esac

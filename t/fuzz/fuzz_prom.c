@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "mcig_prom.h"
+#include "mcig_pick.h"
 
 
 #define CHECK(cond)                                                         \
@@ -44,7 +45,7 @@
 
 
 typedef struct {
-    uint64_t    state;
+    mcig_rng_t  rng;
     uint32_t    mode;
 } splitter_t;
 
@@ -68,18 +69,11 @@ static const struct {
 #define NEXTRA  (sizeof(extra_specs) / sizeof(extra_specs[0]))
 
 
+/* any fixed sequence will do: it only has to be replayable */
 static uint32_t
 split_next(splitter_t *sp)
 {
-    uint64_t  x = sp->state;
-
-    /* xorshift64: any fixed sequence will do, it only has to be replayable */
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    sp->state = x;
-
-    return (uint32_t) (x >> 32);
+    return (uint32_t) (mcig_rng_next(&sp->rng) >> 32);
 }
 
 
@@ -403,7 +397,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     sp.mode = data[0] & 7;
-    sp.state = 0x9e3779b97f4a7c15ULL ^ ((uint64_t) data[0] << 8) ^ data[1];
+    mcig_rng_seed(&sp.rng, ((uint64_t) data[0] << 8) ^ data[1]);
     rc_chunked = parse_chunked(chunked, set, page, len, page_max, &sp);
     check_page(chunked, rc_chunked);
 
