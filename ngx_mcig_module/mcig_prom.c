@@ -4,14 +4,18 @@
  * The page is cut into lines with memchr().  A line wholly inside a chunk
  * is parsed where it lies; only a line cut by the end of a chunk is copied,
  * into a buffer of MCIG_PROM_LINE_MAX bytes, and parsed once its LF comes.
- * Comments are skipped unread.  Every sample line is checked in full, but
- * values are converted and labels compared only for the names a spec asks
- * for: most lines of a vLLM page are histogram buckets nobody asked for.
+ * Comments are skipped unread.  A sample line is read up to its metric
+ * name; only the lines of names a spec asks for are checked in full and
+ * used: most lines of a vLLM page are histogram buckets nobody asked for.
  */
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "mcig_prom.h"
 
@@ -94,6 +98,86 @@ skip(const uint8_t *s, const uint8_t *end, uint8_t class)
 }
 
 
+#if defined(__SSE2__)
+
+/* a byte mask of the v[i] in [lo, hi], unsigned */
+static inline __m128i
+in_range(__m128i v, char lo, char hi)
+{
+    __m128i  d;
+
+    d = _mm_sub_epi8(v, _mm_set1_epi8(lo));
+
+    return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8((char) (hi - lo))),
+                          d);
+}
+
+#endif
+
+
+/*
+ * Skips the bytes of a metric name, 16 at a time: a name is read on every
+ * line, and vLLM's are 30 to 50 bytes long.
+ */
+static const uint8_t *
+skip_name(const uint8_t *s, const uint8_t *end)
+{
+#if defined(__SSE2__)
+    int      mask;
+    __m128i  v, m;
+
+    while (end - s >= 16) {
+        v = _mm_loadu_si128((const __m128i *) s);
+        m = _mm_or_si128(in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)),
+                                  'a', 'z'),
+                         in_range(v, '0', '9'));
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+        m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(':')));
+
+        mask = ~_mm_movemask_epi8(m) & 0xffff;
+
+        if (mask) {
+            return s + __builtin_ctz((unsigned) mask);
+        }
+
+        s += 16;
+    }
+#endif
+
+    return skip(s, end, C_NAME_CHAR);
+}
+
+
+/* the first '"' or '\\' in [s, end), or end */
+static const uint8_t *
+find_quote(const uint8_t *s, const uint8_t *end)
+{
+#if defined(__SSE2__)
+    int      mask;
+    __m128i  v;
+
+    while (end - s >= 16) {
+        v = _mm_loadu_si128((const __m128i *) s);
+        mask = _mm_movemask_epi8(
+                   _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+
+        if (mask) {
+            return s + __builtin_ctz((unsigned) mask);
+        }
+
+        s += 16;
+    }
+#endif
+
+    while (s < end && *s != '"' && *s != '\\') {
+        s++;
+    }
+
+    return s;
+}
+
+
 /*
  * Parses {a="x",b="y"} from s at '{'; returns the byte after '}', or NULL
  * when the syntax is wrong or the handler refuses a label.  Values are not
@@ -130,15 +214,21 @@ parse_labels(const uint8_t *s, const uint8_t *end, label_handler_pt handler,
         value.data = s;
         value.escaped = 0;
 
-        while (s < end && *s != '"') {
-            if (*s++ == '\\') {
-                if (s == end || (*s != '\\' && *s != '"' && *s != 'n')) {
-                    return NULL;
-                }
+        for ( ;; ) {
+            s = find_quote(s, end);
 
-                value.escaped = 1;
-                s++;
+            if (s == end || *s == '"') {
+                break;
             }
+
+            s++;
+
+            if (s == end || (*s != '\\' && *s != '"' && *s != 'n')) {
+                return NULL;
+            }
+
+            value.escaped = 1;
+            s++;
         }
 
         if (s == end) {
@@ -463,7 +553,7 @@ parse_line(mcig_prom_t *p, const uint8_t *s, size_t len)
     }
 
     name = s;
-    s = skip(s + 1, end, C_NAME_CHAR);
+    s = skip_name(s + 1, end);
     n = (size_t) (s - name);
 
     set = p->set;
@@ -490,11 +580,24 @@ parse_line(mcig_prom_t *p, const uint8_t *s, size_t len)
         }
     }
 
+    if (ln.specs == 0 && ln.info == INFO_NONE) {
+        /*
+         * Nobody asked for this metric: most of a vLLM page is histogram
+         * buckets, and reading their labels and values would double the
+         * cost of a scrape for nothing.  Only the name is checked.
+         */
+        if (s == end || (!(ctype[*s] & C_BLANK) && *s != '{')) {
+            goto malformed;
+        }
+
+        p->skipped++;
+        return;
+    }
+
     s = skip(s, end, C_BLANK);
 
     if (s < end && *s == '{') {
-        s = parse_labels(s, end, (ln.specs || ln.info) ? line_label : NULL,
-                         &ln);
+        s = parse_labels(s, end, line_label, &ln);
 
         if (s == NULL) {
             goto malformed;
@@ -531,10 +634,6 @@ parse_line(mcig_prom_t *p, const uint8_t *s, size_t len)
     }
 
     p->samples++;
-
-    if (ln.specs == 0 && ln.info == INFO_NONE) {
-        return;
-    }
 
     v = value_double(value, value_end, kind);
 
@@ -945,6 +1044,67 @@ mcig_prom_set_preset(mcig_prom_set_t *set, const mcig_prom_preset_t *preset)
     set->flags |= preset->flags;
 
     return MCIG_PROM_SPEC_OK;
+}
+
+
+static size_t
+query_add(char *buf, size_t size, size_t len, const char *name, size_t n)
+{
+    static const char  param[] = "name%5B%5D=";
+
+    if (len) {
+        if (len < size) {
+            buf[len] = '&';
+        }
+
+        len++;
+    }
+
+    if (len + sizeof(param) - 1 + n < size) {
+        memcpy(buf + len, param, sizeof(param) - 1);
+        memcpy(buf + len + sizeof(param) - 1, name, n);
+    }
+
+    return len + sizeof(param) - 1 + n;
+}
+
+
+size_t
+mcig_prom_set_query(const mcig_prom_set_t *set, char *buf, size_t size)
+{
+    size_t                   len;
+    uint32_t                 i, j;
+    const mcig_prom_spec_t  *spec;
+
+    len = 0;
+
+    for (i = 0; i < set->nspecs; i++) {
+        spec = &set->spec[i];
+
+        for (j = 0; j < i; j++) {
+            if (set->spec[j].name_len == spec->name_len
+                && memcmp(set->spec[j].name, spec->name, spec->name_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == i) {
+            len = query_add(buf, size, len, spec->name, spec->name_len);
+        }
+    }
+
+    for (i = INFO_LORA; (set->flags & MCIG_PROM_VLLM_INFO) && i <= INFO_CACHE;
+         i++)
+    {
+        len = query_add(buf, size, len, info_names[i], strlen(info_names[i]));
+    }
+
+    if (size) {
+        buf[len < size ? len : size - 1] = '\0';
+    }
+
+    return len;
 }
 
 

@@ -181,7 +181,8 @@ typedef struct {
     uint64_t                offset;     /* bytes fed */
     uint32_t                state;
     uint32_t                error;      /* MCIG_PROM_TOO_LARGE, or 0 */
-    uint32_t                samples;    /* well-formed sample lines */
+    uint32_t                samples;    /* well-formed lines of the specs */
+    uint32_t                skipped;    /* lines of other metrics */
     uint32_t                malformed;  /* lines skipped as malformed */
     uint32_t                line_len;
     mcig_prom_result_t      result[MCIG_PROM_SPECS_MAX];  /* as set->spec */
@@ -213,6 +214,16 @@ const mcig_prom_preset_t *mcig_prom_preset(mcig_prom_engine_e engine);
 /* appends the specs of a preset and sets its flags */
 mcig_prom_spec_rc_e mcig_prom_set_preset(mcig_prom_set_t *set,
     const mcig_prom_preset_t *preset);
+
+/*
+ * The query that asks a server for the set's metrics only:
+ * "name%5B%5D=a&name%5B%5D=b", each name once.  Python's prometheus_client
+ * (vLLM, SGLang) honours it and renders a page of about 1 KB instead of
+ * tens; other servers ignore it.  Returns the query's length without its
+ * NUL; buf holds the query only if that length is under size.
+ */
+size_t mcig_prom_set_query(const mcig_prom_set_t *set, char *buf,
+    size_t size);
 
 
 /* page_max: the largest page accepted in bytes, 0 for no limit */

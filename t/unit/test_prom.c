@@ -92,7 +92,8 @@ parse_cap(const mcig_prom_set_t *set, const char *text, uint64_t page_max,
                               split <= len ? len : 1), want);
 
         if (want == MCIG_PROM_OK
-            && (q->samples != p->samples || q->malformed != p->malformed
+            && (q->samples != p->samples || q->skipped != p->skipped
+                || q->malformed != p->malformed
                 || memcmp((char *) p + from, (char *) q + from,
                           offsetof(mcig_prom_t, line) - from) != 0))
         {
@@ -178,7 +179,8 @@ test_sample_vllm_v0(void **state)
     make_preset(&set, MCIG_PROM_VLLM);
     p = parse(&set, sample);
 
-    assert_int_equal(p->samples, 6);
+    assert_int_equal(p->samples, 5);
+    assert_int_equal(p->skipped, 1);
     assert_int_equal(p->malformed, 0);
     check_value(p, 0, MCIG_PROM_PRESENT, 1, 0.0);
     check_value(p, 1, MCIG_PROM_PRESENT, 1, 0.0);
@@ -242,7 +244,8 @@ test_names(void **state)
     p = parse(&set, "vllm:num_requests_waiting_x 5\nvllm:num_requests_waitin 5"
                     "\nvllm:num_requests_waiting 1\n:a_b:c 2\n_x 3\n"
                     "vllm_num_requests_waiting 5\n");
-    assert_int_equal(p->samples, 6);
+    assert_int_equal(p->samples, 3);
+    assert_int_equal(p->skipped, 3);
     check_value(p, 0, MCIG_PROM_PRESENT, 1, 1.0);
     check_value(p, 1, MCIG_PROM_PRESENT, 1, 2.0);
     check_value(p, 2, MCIG_PROM_PRESENT, 1, 3.0);
@@ -411,7 +414,8 @@ test_histograms_and_created_skipped(void **state)
               "foo_created 1.7382173358407154e+09\n"
               "# TYPE s summary\ns{quantile=\"0.5\"} 0.125\ns_sum 1.5\n"
               "s_count 3\ns_created 1.5e9\n");
-    assert_int_equal(p->samples, 11);
+    assert_int_equal(p->samples, 6);
+    assert_int_equal(p->skipped, 5);
     assert_int_equal(p->malformed, 0);
     check_value(p, 0, MCIG_PROM_ABSENT, 0, 0.0);
     check_value(p, 1, MCIG_PROM_ABSENT, 0, 0.0);
@@ -627,6 +631,56 @@ test_malformed_lines(void **state)
 }
 
 
+/* the lines of other metrics are read up to their name only */
+static void
+test_other_metrics_unchecked(void **state)
+{
+    mcig_prom_t      *p;
+    mcig_prom_set_t   set;
+
+    (void) state;
+
+    make_set(&set, 0, "ok", MCIG_PROM_SUM, NULL);
+    p = parse(&set, "other{a=b} 1\nother 1x\nother{\n"
+                    "other-x 1\nother\n1other 1\nok 2\n");
+    assert_int_equal(p->skipped, 3);
+    assert_int_equal(p->malformed, 3);
+    assert_int_equal(p->samples, 1);
+    check_value(p, 0, MCIG_PROM_PRESENT, 1, 2.0);
+    free(p);
+}
+
+
+static void
+test_query(void **state)
+{
+    char              buf[512];
+    size_t            n;
+    mcig_prom_set_t   set;
+
+    (void) state;
+
+    make_preset(&set, MCIG_PROM_VLLM);
+    n = mcig_prom_set_query(&set, buf, sizeof(buf));
+    assert_string_equal(buf,
+        "name%5B%5D=vllm:num_requests_waiting"
+        "&name%5B%5D=vllm:num_requests_running"
+        "&name%5B%5D=vllm:kv_cache_usage_perc"
+        "&name%5B%5D=vllm:gpu_cache_usage_perc"
+        "&name%5B%5D=vllm:lora_requests_info"
+        "&name%5B%5D=vllm:cache_config_info");
+    assert_int_equal(n, strlen(buf));
+    assert_int_equal(mcig_prom_set_query(&set, NULL, 0), n);
+    assert_int_equal(mcig_prom_set_query(&set, buf, n), n);
+
+    /* a name asked for twice, with other labels, is asked once */
+    make_set(&set, 0, "m{a=\"1\"}", MCIG_PROM_SUM, "m{a=\"2\"}",
+             MCIG_PROM_SUM, "n", MCIG_PROM_SUM, NULL);
+    assert_int_equal(mcig_prom_set_query(&set, buf, sizeof(buf)), 25);
+    assert_string_equal(buf, "name%5B%5D=m&name%5B%5D=n");
+}
+
+
 static void
 test_long_lines(void **state)
 {
@@ -826,8 +880,10 @@ main(void)
         cmocka_unit_test(test_lora_truncated),
         cmocka_unit_test(test_cache_config),
         cmocka_unit_test(test_malformed_lines),
+        cmocka_unit_test(test_other_metrics_unchecked),
         cmocka_unit_test(test_long_lines),
         cmocka_unit_test(test_page_cap),
+        cmocka_unit_test(test_query),
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_presets),
     };
