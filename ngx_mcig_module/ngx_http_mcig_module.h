@@ -200,6 +200,7 @@ typedef struct {
     ngx_msec_t                      metrics_stale;
     size_t                          metrics_max_size;
     ngx_flag_t                      metrics_https;
+    ngx_flag_t                      metrics_name_filter;
     ngx_str_t                       metrics_ca_file;  /* NUL-terminated */
     ngx_str_t                       metrics_cert;
     ngx_str_t                       metrics_key;

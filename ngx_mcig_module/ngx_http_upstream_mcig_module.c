@@ -109,6 +109,8 @@ static ngx_int_t ngx_http_upstream_mcig_probe_param(ngx_str_t *arg,
     ngx_msec_t *timeout);
 static ngx_int_t ngx_http_upstream_mcig_read_token(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool);
+static ngx_int_t ngx_http_upstream_mcig_metrics_query(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 static ngx_int_t ngx_http_upstream_mcig_member_url(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_upstream_rr_peer_t *peer,
     ngx_uint_t https, ngx_uint_t port, ngx_str_t *path, ngx_str_t *url);
@@ -1606,8 +1608,8 @@ ngx_http_upstream_mcig_read_token(ngx_conf_t *cf,
 
 /*
  * mcig_metrics [engine=vllm|sglang|trtllm] [port=number] [path=/metrics]
- *     [interval=50ms] [timeout=1s] [stale=200ms] [max_size=1m]
- *     [kv=metric] [waiting=metric] [running=metric]
+ *     [interval=100ms] [timeout=1s] [stale=200ms] [max_size=1m]
+ *     [kv=metric] [waiting=metric] [running=metric] [name_filter=on|off]
  *     [scheme=https] [ca_file=path] [cert=path key=path] [token_file=path];
  */
 
@@ -1635,7 +1637,8 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 
     preset = mcig_prom_preset(MCIG_PROM_VLLM);
     ngx_str_set(&pool->metrics_path, "/metrics");
-    pool->metrics_interval = 50;
+    pool->metrics_interval = 100;
+    pool->metrics_name_filter = 1;
     pool->metrics_timeout = 1000;
     pool->metrics_stale = 200;
     pool->metrics_max_size = 1024 * 1024;
@@ -1686,6 +1689,16 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 
         if (ngx_strcmp(value[i].data, "scheme=https") == 0) {
             pool->metrics_https = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "name_filter=on") == 0) {
+            pool->metrics_name_filter = 1;
+            continue;
+        }
+
+        if (ngx_strcmp(value[i].data, "name_filter=off") == 0) {
+            pool->metrics_name_filter = 0;
             continue;
         }
 
@@ -1796,6 +1809,12 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
+    if (pool->metrics_name_filter
+        && ngx_http_upstream_mcig_metrics_query(cf, pool) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
     return NGX_CONF_OK;
 
 invalid:
@@ -1806,8 +1825,44 @@ invalid:
                        "interval=, timeout=, stale= (a time over 0), "
                        "max_size= (at least 1k), kv=, waiting=, running= "
                        "(metric names), scheme=http|https, ca_file=, cert=, "
-                       "key= or token_file=", &value[i]);
+                       "key=, token_file= or name_filter=on|off", &value[i]);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * Asks for the pool's metrics only, in the query of the metrics path:
+ * prometheus_client, which vLLM and SGLang serve their pages with, then
+ * renders about 1 KB instead of 30 to 60 KB of histograms, which saves the
+ * model server's CPU as much as ours.
+ */
+
+static ngx_int_t
+ngx_http_upstream_mcig_metrics_query(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    u_char     *p;
+    size_t      len;
+    ngx_str_t  *path;
+
+    path = &pool->metrics_path;
+    len = mcig_prom_set_query(pool->metrics, NULL, 0);
+
+    p = ngx_pnalloc(cf->pool, path->len + 1 + len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, path->data, path->len);
+    p[path->len] = ngx_strlchr(path->data, path->data + path->len, '?')
+                   ? '&' : '?';
+    (void) mcig_prom_set_query(pool->metrics, (char *) p + path->len + 1,
+                               len + 1);
+
+    path->data = p;
+    path->len += 1 + len;
+
+    return NGX_OK;
 }
 
 

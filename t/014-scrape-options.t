@@ -71,6 +71,45 @@ our $ssi = <<'_EOC_';
     }
 _EOC_
 
+# the page a member serves depends on the name[] filter it is asked for
+our $filter_members = $Mcig::members . <<'_EOC_';
+    map_hash_bucket_size 256;
+
+    map $args $page {
+        default unfiltered;
+        "name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_running&name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:gpu_cache_usage_perc&name%5B%5D=vllm:lora_requests_info&name%5B%5D=vllm:cache_config_info" filtered;
+        "x=1&name%5B%5D=vllm:num_requests_waiting&name%5B%5D=vllm:num_requests_running&name%5B%5D=my_kv&name%5B%5D=vllm:lora_requests_info&name%5B%5D=vllm:cache_config_info" custom;
+    }
+
+    server {
+        listen 127.0.0.2:$TEST_NGINX_RAND_PORT_3;
+        listen 127.0.0.3:$TEST_NGINX_RAND_PORT_3;
+
+        location = /metrics {
+            try_files /$page-$server_addr.prom =404;
+        }
+    }
+_EOC_
+
+our $filter_pages = <<'_EOC_';
+>>> filtered-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+my_kv 0.9
+>>> filtered-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.1
+my_kv 0.1
+>>> unfiltered-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.1
+my_kv 0.9
+>>> unfiltered-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.9
+my_kv 0.1
+>>> custom-127.0.0.2.prom
+my_kv 0.05
+>>> custom-127.0.0.3.prom
+my_kv 0.95
+_EOC_
+
 no_shuffle();
 run_tests();
 
@@ -289,3 +328,84 @@ GET /t
 --- must_die
 --- error_log
 invalid metric "gpu_kv{adapter=base}" in mcig_metrics
+
+
+
+=== TEST 7: only the pool's metrics are asked for (name[] filter)
+--- http_config eval
+$::filter_members . <<'_EOC_';
+    upstream filtered {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics port=$TEST_NGINX_RAND_PORT_3;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://filtered; }\n" . $::ssi
+--- user_files eval
+$::filter_pages
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.3
+127.0.0.3
+--- no_error_log
+scraping the metrics
+
+
+
+=== TEST 8: name_filter=off asks for the whole page
+--- http_config eval
+$::filter_members . <<'_EOC_';
+    upstream unfiltered {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics port=$TEST_NGINX_RAND_PORT_3 name_filter=off;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://unfiltered; }\n" . $::ssi
+--- user_files eval
+$::filter_pages
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.2
+--- no_error_log
+scraping the metrics
+
+
+
+=== TEST 9: the filter joins a query already in the path, and names a custom metric
+--- http_config eval
+$::filter_members . <<'_EOC_';
+    upstream custom {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics port=$TEST_NGINX_RAND_PORT_3 path=/metrics?x=1 kv=my_kv;
+        mcig_balancing_mode custom_metrics;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://custom; }\n" . $::ssi
+--- user_files eval
+$::filter_pages
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.2
+--- no_error_log
+scraping the metrics
