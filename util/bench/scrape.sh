@@ -24,30 +24,36 @@ rm -rf "$work"
 mkdir -p "$work/logs" "$work/tmp"
 
 # a vLLM V1 page: histograms of two engines, counters, the gauges we read
-python3 - "$work/page.prom" <<'PY'
+# BENCH_PAGE=filtered: the ~1 KB page prometheus_client renders for the
+# name[] filter, instead of the whole ~30 KB page
+python3 - "$work/page.prom" "${BENCH_PAGE:-whole}" <<'PY'
 import sys
 out = []
+whole = sys.argv[2] != "filtered"
+hists = ("time_to_first_token_seconds", "e2e_request_latency_seconds",
+         "request_prompt_tokens", "request_generation_tokens",
+         "time_per_output_token_seconds") if whole else ()
+counters = ("prompt_tokens", "generation_tokens",
+            "request_success") if whole else ()
 for eng in ("0", "1"):
     lab = 'engine="%s",model_name="meta-llama/Llama-3.1-8B-Instruct"' % eng
     for g, v in (("num_requests_running", 12), ("num_requests_waiting", 1),
                  ("kv_cache_usage_perc", 0.42)):
         out.append("# HELP vllm:%s gauge\n# TYPE vllm:%s gauge" % (g, g))
         out.append("vllm:%s{%s} %s" % (g, lab, v))
-    for h in ("time_to_first_token_seconds", "e2e_request_latency_seconds",
-              "request_prompt_tokens", "request_generation_tokens",
-              "time_per_output_token_seconds"):
+    for h in hists:
         out.append("# HELP vllm:%s histogram\n# TYPE vllm:%s histogram" % (h, h))
         for le in (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5,
                    0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, "+Inf"):
             out.append('vllm:%s_bucket{%s,le="%s"} 1234.0' % (h, lab, le))
         out.append("vllm:%s_sum{%s} 5678.9" % (h, lab))
         out.append("vllm:%s_count{%s} 1234.0" % (h, lab))
-    for c in ("prompt_tokens", "generation_tokens", "request_success"):
+    for c in counters:
         out.append("# TYPE vllm:%s_total counter" % c)
         out.append("vllm:%s_total{%s} 987654.0" % (c, lab))
         out.append("vllm:%s_created{%s} 1.7382173358407154e+09" % (c, lab))
 page = "\n".join(out) + "\n"
-while len(page) < 30000:
+while whole and len(page) < 30000:
     page += "# padding: vLLM pages carry process_ and python_gc_ series too\n"
 open(sys.argv[1], "w").write(page)
 PY
