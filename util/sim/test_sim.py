@@ -437,6 +437,19 @@ class MetricsTest(unittest.TestCase):
         # gzip when asked, as prometheus_client does
         self.assertIn("vllm:kv_cache_usage_perc", self.page("basic", {"Accept-Encoding": "gzip"}))
 
+    def test_name_filter(self):
+        # what prometheus_client renders for ?name[]=...: those families only
+        q = ("/metrics?name%5B%5D=vllm:num_requests_waiting"
+             "&name%5B%5D=vllm:kv_cache_usage_perc&name%5B%5D=vllm:cache_config_info")
+        status, h, body = call(PORTS["basic"], "GET", q)
+        self.assertEqual(status, 200)
+        types, samples, _ = parse_metrics(body.decode())
+        self.assertEqual(set(types), {"vllm:num_requests_waiting",
+                                      "vllm:kv_cache_usage_perc",
+                                      "vllm:cache_config_info"})
+        self.assertEqual({n for n, l, v in samples}, set(types))
+        self.assertLess(len(body), 2000)
+
     def test_data_parallel_engines(self):
         for _ in range(4):
             call(PORTS["dp"], "POST", "/v1/completions",
