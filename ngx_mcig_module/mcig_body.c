@@ -4,7 +4,13 @@
  * A resumable byte-level JSON validator that decodes only what routing needs:
  * the keys of the top-level object and the value of its "model" key.  Every
  * other string is skipped 16 bytes at a time, which is where almost all bytes
- * of a chat or completion body are.
+ * of a chat or completion body are.  Strings of the prompt, when hashed, are
+ * cut by the same 16-byte skip and handed to the hasher a span at a time.
+ *
+ * The containers that lead to the prompt are followed with one small kind
+ * per depth (ctx[]), set when a container opens: the top object, "prompt"
+ * and "messages" arrays, message objects, "content" arrays and their part
+ * objects.  Keys are decoded only inside the objects among these.
  */
 
 #include <string.h>
@@ -40,15 +46,62 @@ enum {
 
 enum {
     ROLE_SKIP = 0,
-    ROLE_KEY,             /* a key of the top-level object */
-    ROLE_MODEL            /* the value of the top-level "model" key */
+    ROLE_KEY,             /* a key that may count: decoded */
+    ROLE_MODEL,           /* the value of the top-level "model" key */
+    ROLE_HASH,            /* prompt text: raw bytes to the hasher */
+    ROLE_SALT             /* "cache_salt": raw bytes to the salt */
+};
+
+#define DECODED(role)  ((role) == ROLE_KEY || (role) == ROLE_MODEL)
+
+
+/* kinds of containers, in ctx[] */
+enum {
+    K_NONE = 0,
+    K_TOP,                /* the body's object */
+    K_PROMPT,             /* "prompt": [...] */
+    K_MESSAGES,           /* "messages": [...] */
+    K_MESSAGE,            /* {"role": ..., "content": ...} */
+    K_CONTENT,            /* "content": [...] */
+    K_PART                /* {"type": "text", "text": ...} */
 };
 
 
-#define KEY_MISMATCH  6   /* key_pos past any prefix of "model" */
+enum {
+    KEY_OTHER = 0,
+    KEY_MODEL,
+    KEY_PROMPT,
+    KEY_MESSAGES,
+    KEY_SALT,
+    KEY_ROLE,
+    KEY_CONTENT,
+    KEY_TEXT
+};
 
 
-static const char  model_key[] = "model";
+/* bytes fed between the strings of messages: no JSON string holds them */
+#define SEP_MESSAGE   0x1e
+#define TAG_ROLE      0x01
+#define TAG_CONTENT   0x02
+
+
+typedef struct {
+    uint8_t      kind;
+    uint8_t      id;
+    uint8_t      len;
+    const char  *name;
+} known_key_t;
+
+
+static const known_key_t  known_keys[] = {
+    { K_TOP, KEY_MODEL, 5, "model" },
+    { K_TOP, KEY_PROMPT, 6, "prompt" },
+    { K_TOP, KEY_MESSAGES, 8, "messages" },
+    { K_TOP, KEY_SALT, 10, "cache_salt" },
+    { K_MESSAGE, KEY_ROLE, 4, "role" },
+    { K_MESSAGE, KEY_CONTENT, 7, "content" },
+    { K_PART, KEY_TEXT, 4, "text" }
+};
 
 
 static int
@@ -79,11 +132,12 @@ static void
 emit_byte(mcig_body_scan_t *s, uint8_t c)
 {
     if (s->str_role == ROLE_KEY) {
-        if (s->key_pos < 5 && (uint8_t) model_key[s->key_pos] == c) {
-            s->key_pos++;
+        /* a key longer than key[] matches nothing: its length says so */
+        if (s->key_len < MCIG_BODY_KEY_MAX) {
+            s->key[s->key_len++] = c;
 
         } else {
-            s->key_pos = KEY_MISMATCH;
+            s->key_len = MCIG_BODY_KEY_MAX + 1;
         }
 
         return;
@@ -242,9 +296,16 @@ fail(mcig_body_scan_t *s, mcig_body_rc_e rc)
 }
 
 
-/* opens an object or array; returns 0 or an error code */
+static uint32_t
+ctx_of(mcig_body_scan_t *s)
+{
+    return (s->depth < MCIG_BODY_CTX_DEPTH) ? s->ctx[s->depth] : K_NONE;
+}
+
+
+/* opens an object or array of a kind; returns 0 or an error code */
 static mcig_body_rc_e
-push(mcig_body_scan_t *s, int object)
+push(mcig_body_scan_t *s, int object, uint32_t kind)
 {
     if (s->depth == MCIG_BODY_MAX_DEPTH) {
         return fail(s, MCIG_BODY_TOO_DEEP);
@@ -259,7 +320,71 @@ push(mcig_body_scan_t *s, int object)
 
     s->depth++;
 
+    if (s->depth < MCIG_BODY_CTX_DEPTH) {
+        s->ctx[s->depth] = (uint8_t) kind;
+    }
+
     return 0;
+}
+
+
+static uint32_t
+key_id(mcig_body_scan_t *s)
+{
+    size_t    i;
+    uint32_t  kind = ctx_of(s);
+
+    for (i = 0; i < sizeof(known_keys) / sizeof(known_keys[0]); i++) {
+        if (known_keys[i].kind == kind && known_keys[i].len == s->key_len
+            && memcmp(known_keys[i].name, s->key, s->key_len) == 0)
+        {
+            return known_keys[i].id;
+        }
+    }
+
+    return KEY_OTHER;
+}
+
+
+static int
+hashing(mcig_body_scan_t *s)
+{
+    return s->hasher != NULL && !mcig_prefix_hasher_full(s->hasher);
+}
+
+
+static void
+hash_byte(mcig_body_scan_t *s, uint8_t c)
+{
+    mcig_prefix_hasher_feed(s->hasher, &c, 1);
+}
+
+
+/* raw bytes of a hashed or salt string */
+static void
+raw_bytes(mcig_body_scan_t *s, const uint8_t *p, size_t n)
+{
+    if (s->str_role == ROLE_HASH) {
+        mcig_prefix_hasher_feed(s->hasher, p, n);
+
+        /* the rest of the string takes the fast path */
+        if (mcig_prefix_hasher_full(s->hasher)) {
+            s->str_role = ROLE_SKIP;
+        }
+
+        return;
+    }
+
+    if (n > MCIG_BODY_SALT_MAX - s->salt_len) {
+        n = MCIG_BODY_SALT_MAX - s->salt_len;
+    }
+
+    s->salt = mcig_prefix_salt_feed(s->salt, p, n);
+    s->salt_len += (uint32_t) n;
+
+    if (s->salt_len == MCIG_BODY_SALT_MAX) {
+        s->str_role = ROLE_SKIP;
+    }
 }
 
 
@@ -279,44 +404,159 @@ value_done(mcig_body_scan_t *s)
 }
 
 
+/*
+ * What a value is, from the container it is in and the key before it: the
+ * role of a string, or the kind of the container it opens.
+ */
+static uint32_t
+classify(mcig_body_scan_t *s, uint8_t c, uint32_t *role)
+{
+    uint32_t  key;
+
+    key = s->key_id;
+    s->key_id = KEY_OTHER;
+    *role = ROLE_SKIP;
+
+    switch (ctx_of(s)) {
+
+    case K_TOP:
+        switch (key) {
+
+        case KEY_MODEL:
+            s->model_value_len = 0;
+
+            if (c != '"') {
+                s->model_state = MCIG_MODEL_NOT_STRING;
+                return K_NONE;
+            }
+
+            *role = ROLE_MODEL;
+            s->model_state = MCIG_MODEL_STRING;
+            s->model_len = 0;
+            return K_NONE;
+
+        case KEY_PROMPT:
+        case KEY_MESSAGES:
+            if (s->hasher == NULL) {
+                return K_NONE;
+            }
+
+            /* a later duplicate replaces the first, as for "model" */
+            mcig_prefix_hasher_reset(s->hasher);
+
+            if (key == KEY_MESSAGES) {
+                return (c == '[') ? K_MESSAGES : K_NONE;
+            }
+
+            if (c == '"') {
+                *role = hashing(s) ? ROLE_HASH : ROLE_SKIP;
+                return K_NONE;
+            }
+
+            s->prompt_first = 1;
+            return (c == '[') ? K_PROMPT : K_NONE;
+
+        case KEY_SALT:
+            if (s->hasher == NULL) {
+                return K_NONE;
+            }
+
+            s->salt = 0;
+
+            if (c == '"') {
+                *role = ROLE_SALT;
+                s->salt = MCIG_PREFIX_SALT_INIT;
+                s->salt_len = 0;
+            }
+
+            return K_NONE;
+        }
+
+        return K_NONE;
+
+    case K_PROMPT:
+        if (s->prompt_first) {
+            s->prompt_first = 0;
+
+            if (c == '"' && hashing(s)) {
+                *role = ROLE_HASH;
+            }
+        }
+
+        return K_NONE;
+
+    case K_MESSAGES:
+        if (c != '{' || !hashing(s)) {
+            return K_NONE;
+        }
+
+        hash_byte(s, SEP_MESSAGE);
+        return K_MESSAGE;
+
+    case K_MESSAGE:
+        if (!hashing(s)) {
+            return K_NONE;
+        }
+
+        if (key == KEY_ROLE && c == '"') {
+            hash_byte(s, TAG_ROLE);
+            *role = ROLE_HASH;
+            return K_NONE;
+        }
+
+        if (key != KEY_CONTENT) {
+            return K_NONE;
+        }
+
+        if (c == '"') {
+            hash_byte(s, TAG_CONTENT);
+            *role = ROLE_HASH;
+            return K_NONE;
+        }
+
+        return (c == '[') ? K_CONTENT : K_NONE;
+
+    case K_CONTENT:
+        return (c == '{' && hashing(s)) ? K_PART : K_NONE;
+
+    case K_PART:
+        /* a text part counts as a string content would */
+        if (key == KEY_TEXT && c == '"' && hashing(s)) {
+            hash_byte(s, TAG_CONTENT);
+            *role = ROLE_HASH;
+        }
+
+        return K_NONE;
+    }
+
+    return K_NONE;
+}
+
+
 /* handles the first byte of a value; returns 0 or an error code */
 static mcig_body_rc_e
 start_value(mcig_body_scan_t *s, uint8_t c)
 {
-    int  model_value;
+    uint32_t  kind, role;
 
-    model_value = s->key_is_model && s->depth == 1;
-    s->key_is_model = 0;
-
-    if (model_value && c != '"') {
-        s->model_state = MCIG_MODEL_NOT_STRING;
-    }
+    kind = classify(s, c, &role);
 
     switch (c) {
 
     case '{':
         s->state = S_KEY_OR_CLOSE;
-        return push(s, 1);
+        return push(s, 1, kind);
 
     case '[':
         s->state = S_VALUE_OR_CLOSE;
-        return push(s, 0);
+        return push(s, 0, kind);
 
     case '"':
         s->state = S_STRING;
         s->esc = 0;
         s->high = 0;
         s->str_is_key = 0;
-
-        if (model_value) {
-            s->str_role = ROLE_MODEL;
-            s->model_state = MCIG_MODEL_STRING;
-            s->model_len = 0;
-
-        } else {
-            s->str_role = ROLE_SKIP;
-        }
-
+        s->str_role = role;
         return 0;
 
     case '-':
@@ -361,9 +601,11 @@ start_key(mcig_body_scan_t *s)
     s->state = S_STRING;
     s->esc = 0;
     s->high = 0;
-    s->key_pos = 0;
+    s->key_len = 0;
     s->str_is_key = 1;
-    s->str_role = (s->depth == 1) ? ROLE_KEY : ROLE_SKIP;
+
+    /* keys matter only in the objects followed: others take the skip */
+    s->str_role = (ctx_of(s) != K_NONE) ? ROLE_KEY : ROLE_SKIP;
 }
 
 
@@ -373,6 +615,17 @@ mcig_body_scan_init(mcig_body_scan_t *s)
     memset(s, 0, offsetof(mcig_body_scan_t, stack));
     s->state = S_START;
     s->model[0] = '\0';
+}
+
+
+void
+mcig_body_scan_set_hasher(mcig_body_scan_t *s, mcig_prefix_hasher_t *h)
+{
+    s->hasher = h;
+
+    if (h) {
+        mcig_prefix_hasher_reset(h);
+    }
 }
 
 
@@ -414,7 +667,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
             s->state = S_KEY_OR_CLOSE;
 
-            if ((rc = push(s, 1))) {
+            if ((rc = push(s, 1, K_TOP))) {
                 FAIL(rc);
             }
 
@@ -436,6 +689,10 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
             if ((rc = start_value(s, c))) {
                 FAIL(rc);
+            }
+
+            if (s->str_role == ROLE_MODEL && s->state == S_STRING) {
+                s->model_value_start = s->offset + (uint64_t) (p - start);
             }
 
             break;
@@ -480,7 +737,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
             if (c == ',') {
                 s->state = top_is_object(s) ? S_KEY : S_VALUE;
-                s->key_is_model = 0;
+                s->key_id = KEY_OTHER;
                 break;
             }
 
@@ -503,19 +760,38 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                     }
 
                     c = *p;
+
+                } else if (s->str_role >= ROLE_HASH) {
+                    const uint8_t  *q = skip_plain(p, end);
+
+                    raw_bytes(s, p, (size_t) (q - p));
+                    p = q;
+
+                    if (p == end) {
+                        continue;
+                    }
+
+                    c = *p;
                 }
 
                 if (c == '"') {
-                    if (s->str_role != ROLE_SKIP) {
+                    if (DECODED(s->str_role)) {
                         flush_high_surrogate(s);
                     }
 
                     if (s->str_is_key) {
-                        s->key_is_model = (s->str_role == ROLE_KEY
-                                           && s->key_pos == 5);
+                        s->key_id = (s->str_role == ROLE_KEY) ? key_id(s)
+                                                              : KEY_OTHER;
                         s->state = S_COLON;
 
                     } else {
+                        if (s->str_role == ROLE_MODEL) {
+                            s->model_value_offset = s->model_value_start;
+                            s->model_value_len = s->offset
+                                                 + (uint64_t) (p - start) + 1
+                                                 - s->model_value_start;
+                        }
+
                         value_done(s);
                     }
 
@@ -524,6 +800,10 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 }
 
                 if (c == '\\') {
+                    if (s->str_role >= ROLE_HASH) {
+                        raw_bytes(s, p, 1);
+                    }
+
                     s->esc = 1;
                     break;
                 }
@@ -532,12 +812,17 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                     FAIL(MCIG_BODY_INVALID_JSON);
                 }
 
-                if (s->str_role != ROLE_SKIP) {
+                if (DECODED(s->str_role)) {
                     flush_high_surrogate(s);
                     emit_byte(s, c);
                 }
 
                 break;
+            }
+
+            /* every byte of an escape goes to the hasher as it is */
+            if (s->str_role >= ROLE_HASH) {
+                raw_bytes(s, p, 1);
             }
 
             if (s->esc == 1) {
@@ -564,7 +849,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
 
                 s->esc = 0;
 
-                if (s->str_role != ROLE_SKIP) {
+                if (DECODED(s->str_role)) {
                     flush_high_surrogate(s);
                     emit_byte(s, d);
                 }
@@ -585,7 +870,7 @@ mcig_body_scan_feed(mcig_body_scan_t *s, const uint8_t *p, size_t len)
                 if (++s->esc == 6) {
                     s->esc = 0;
 
-                    if (s->str_role != ROLE_SKIP) {
+                    if (DECODED(s->str_role)) {
                         emit_escaped(s, s->code);
                     }
                 }
@@ -736,6 +1021,16 @@ mcig_body_scan_finish(mcig_body_scan_t *s)
         || !mcig_utf8_printable((const uint8_t *) s->model, s->model_len))
     {
         return fail(s, MCIG_BODY_MODEL_INVALID);
+    }
+
+    /*
+     * Seeded last: the model may come after the prompt in the body, and
+     * the blocks were chained without it.
+     */
+    if (s->hasher) {
+        mcig_prefix_hasher_seed(s->hasher,
+                                mcig_prefix_seed((const uint8_t *) s->model,
+                                                 s->model_len, s->salt));
     }
 
     return MCIG_BODY_OK;

@@ -8,7 +8,7 @@
 # per target, ends with "N passed, N failed"; exits non-zero if any target
 # crashed, leaked or timed out.
 #
-#   util/fuzz.sh                  all four targets
+#   util/fuzz.sh                  every target
 #   util/fuzz.sh body prom        only these
 #   FUZZ_SECONDS=600 util/fuzz.sh
 #
@@ -19,7 +19,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seconds=${FUZZ_SECONDS:-60}
-all=(body prom json region)
+all=(body prom json region prefix manifest)
 
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     echo "fuzz: FUZZ_SECONDS must be a positive number of seconds" >&2
@@ -78,7 +78,10 @@ fi
 
 sources() {
     case "$1" in
-    body)   echo ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_pick.c ;;
+    body)   echo ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_prefix.c \
+                 ngx_mcig_module/mcig_pick.c ;;
+    prefix) echo ngx_mcig_module/mcig_prefix.c ;;
+    manifest) echo ngx_mcig_module/mcig_manifest.c ;;
     prom)   echo ngx_mcig_module/mcig_prom.c ngx_mcig_module/mcig_pick.c ;;
     json)   echo ngx_mcig_module/mcig_json.c ;;
     region) echo ngx_mcig_module/mcig_region.c ngx_mcig_module/mcig_pick.c ;;
@@ -104,7 +107,7 @@ for t in "${targets[@]}"; do
     if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra \
             -Ingx_mcig_module -o "$bin" "t/fuzz/fuzz_$t.c" $(sources "$t") \
-            -lm; then
+            -lyaml -lm; then
         echo "fuzz $t: does not compile"
         failed=$((failed + 1))
         continue

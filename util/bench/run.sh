@@ -8,9 +8,12 @@
 #   util/bench/run.sh prom       Prometheus parser throughput, 30 KB vLLM page
 #   util/bench/run.sh region     region and member choice per request, 3
 #                                regions x 64 members
-#   util/bench/run.sh scrape     256 members scraped every 50 ms: the
-#                                scraping worker's CPU, scrapes/s, and request
-#                                latency with scraping on vs off
+#   util/bench/run.sh scrape     256 members scraped at the default interval:
+#                                the scraping worker's CPU, scrapes/s, and
+#                                request latency with scraping on vs off
+#   util/bench/run.sh score      endpoint scoring per request: a 16 KB chat
+#                                prompt hashed while scanned, matched against
+#                                the prefix index of 64 members, scored
 #
 # Environment: BENCH_DURATION (seconds per wrk run, default 10),
 # BENCH_ROUNDS (alternations of the two configurations, default 2),
@@ -25,8 +28,8 @@ conns=${BENCH_CONNECTIONS:-32}
 out="$root/build/bench/$mode"
 
 case "$mode" in
-    overhead|scanner|prom|region|scrape) ;;
-    *) echo "usage: $0 overhead|scanner|prom|region|scrape" >&2; exit 2 ;;
+    overhead|scanner|prom|region|scrape|score) ;;
+    *) echo "usage: $0 overhead|scanner|prom|region|scrape|score" >&2; exit 2 ;;
 esac
 
 bash "$root/util/setup.sh"
@@ -52,7 +55,8 @@ PY
 
 if [ "$mode" = scanner ]; then
     gcc -O2 -I"$root/ngx_mcig_module" -o "$out/bench_body" \
-        "$root/util/bench/bench_body.c" "$root/ngx_mcig_module/mcig_body.c"
+        "$root/util/bench/bench_body.c" "$root/ngx_mcig_module/mcig_body.c" \
+        "$root/ngx_mcig_module/mcig_prefix.c"
     {
         echo "| body | bytes | GB/s (one core) | µs per body |"
         echo "|---|---|---|---|"
@@ -97,6 +101,26 @@ if [ "$mode" = region ]; then
         done
     } | tee "$out/results.md"
     echo "RESULT region_ns_3x64=$(sed -n 3p "$out/results.md" | cut -d'|' -f4 | tr -d ' ')"
+    exit 0
+fi
+
+if [ "$mode" = score ]; then
+    gcc -O2 -I"$root/ngx_mcig_module" -o "$out/bench_score" \
+        "$root/util/bench/bench_score.c" "$root/ngx_mcig_module/mcig_body.c" \
+        "$root/ngx_mcig_module/mcig_prefix.c" \
+        "$root/ngx_mcig_module/mcig_score.c" "$root/ngx_mcig_module/mcig_pick.c"
+    "$out/bench_score" 64 31250 "${BENCH_DURATION:-3}" | tee "$out/raw.txt" >&2
+    {
+        echo "| case | members | µs per request (one core) |"
+        echo "|---|---|---|"
+        awk '/^(request|all-hit) / {
+                 for (i = 2; i <= NF; i++) if ($i ~ /^(members|us_per_request)=/) {
+                     split($i, kv, "="); v[kv[1]] = kv[2] }
+                 printf "| %s | %s | %s |\n", $1, v["members"], v["us_per_request"] }' \
+            "$out/raw.txt"
+        sed -n 's/^parts: *//p' "$out/raw.txt" | sed 's/ (sink.*//; s/^/| parts | | /; s/$/ |/'
+    } | tee "$out/results.md"
+    echo "RESULT score_us_per_request=$(awk -F'|' 'NR == 3 { gsub(/ /, "", $4); print $4 }' "$out/results.md")"
     exit 0
 fi
 
