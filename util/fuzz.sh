@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the pure core of ngx_mcig_module with libFuzzer (clang, ASan and
-# UBSan): the body scanner, the Prometheus parser, the error JSON writer and
-# the region choice.  Each target runs FUZZ_SECONDS (default 60) from a fresh
+# UBSan): the body scanner (with prompt hashing), the Prometheus parser, the
+# error JSON writer, the region choice, the prefix index and the manifest
+# loader.  Each target runs FUZZ_SECONDS (default 60) from a fresh
 # copy of its seed corpus in t/fuzz/corpus/<target>/; the corpus grown stays
 # in build/fuzz/corpus-<target>/, crashing inputs go to build/fuzz/artifacts/
 # and the whole output of a run to build/fuzz/<target>.log.  Prints one line
@@ -81,7 +82,7 @@ sources() {
     body)   echo ngx_mcig_module/mcig_body.c ngx_mcig_module/mcig_prefix.c \
                  ngx_mcig_module/mcig_pick.c ;;
     prefix) echo ngx_mcig_module/mcig_prefix.c ;;
-    manifest) echo ngx_mcig_module/mcig_manifest.c ;;
+    manifest) echo ngx_mcig_module/mcig_manifest.c ngx_mcig_module/mcig_prom.c ;;
     prom)   echo ngx_mcig_module/mcig_prom.c ngx_mcig_module/mcig_pick.c ;;
     json)   echo ngx_mcig_module/mcig_json.c ;;
     region) echo ngx_mcig_module/mcig_region.c ngx_mcig_module/mcig_pick.c ;;
@@ -91,6 +92,7 @@ sources() {
 max_len() {
     case "$1" in
     body|prom) echo 65536 ;;
+    manifest)  echo 8192 ;;
     *)         echo 4096 ;;
     esac
 }
