@@ -19,6 +19,7 @@
 
 #define NGX_HTTP_MCIG_OBJECTIVE_HEADER  "x-gateway-inference-objective"
 #define NGX_HTTP_MCIG_FAIRNESS_HEADER   "x-gateway-inference-fairness-id"
+#define NGX_HTTP_MCIG_REWRITE_HEADER    "x-gateway-model-name-rewrite"
 
 
 typedef struct {
@@ -41,6 +42,7 @@ typedef struct {
 
 typedef enum {
     NGX_HTTP_MCIG_VAR_MODEL = 0,
+    NGX_HTTP_MCIG_VAR_TARGET_MODEL,
     NGX_HTTP_MCIG_VAR_OBJECTIVE,
     NGX_HTTP_MCIG_VAR_PRIORITY,
     NGX_HTTP_MCIG_VAR_POOL,
@@ -153,6 +155,9 @@ static ngx_http_variable_t  ngx_http_mcig_vars[] = {
 
     { ngx_string("mcig_model"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcig_target_model"), NULL, ngx_http_mcig_variable,
+      NGX_HTTP_MCIG_VAR_TARGET_MODEL, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcig_objective"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_OBJECTIVE, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -286,10 +291,20 @@ ngx_http_mcig_body_handler(ngx_http_request_t *r)
     if (rc == MCIG_BODY_OK) {
         ctx->model.data = (u_char *) ctx->scan.model;
         ctx->model.len = ctx->scan.model_len;
-        ctx->phase_status = NGX_DECLINED;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "mcig model: \"%V\"", &ctx->model);
+
+        switch (ngx_http_mcig_rewrite_model(r, ctx)) {
+        case NGX_OK:
+            ctx->phase_status = NGX_DECLINED;
+            break;
+        case NGX_HTTP_BAD_REQUEST:
+            ctx->phase_status = NGX_HTTP_BAD_REQUEST;
+            break;
+        default:
+            ctx->phase_status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
 
     } else {
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -439,17 +454,44 @@ ngx_http_mcig_cleanup(void *data)
 }
 
 
+/* the gateway's own header that h is, or NULL */
+
+static ngx_str_t *
+ngx_http_mcig_gateway_header(ngx_table_elt_t *h, ngx_http_mcig_ctx_t *ctx)
+{
+    static ngx_str_t  names[] = {
+        ngx_string(NGX_HTTP_MCIG_OBJECTIVE_HEADER),
+        ngx_string(NGX_HTTP_MCIG_FAIRNESS_HEADER),
+        ngx_string(NGX_HTTP_MCIG_REWRITE_HEADER)
+    };
+
+    ngx_uint_t  i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (h->key.len == names[i].len
+            && ngx_strncmp(h->lowcase_key, names[i].data, names[i].len) == 0)
+        {
+            return (i == 0) ? &ctx->objective_header
+                   : (i == 1) ? &ctx->fairness_id : &ctx->rewrite_header;
+        }
+    }
+
+    return NULL;
+}
+
+
 /*
- * The objective and fairness headers are meant for the gateway, as the
- * EPP strips them: they are taken out of the request's header list.  The
- * list is rebuilt rather than edited in place, because r->headers_in keeps
- * pointers to list elements (Host, Content-Length, ...) that must stay
- * valid.
+ * The objective, fairness and rewrite headers are meant for the gateway,
+ * as the EPP strips them: they are taken out of the request's header list.
+ * The list is rebuilt rather than edited in place, because r->headers_in
+ * keeps pointers to list elements (Host, Content-Length, ...) that must
+ * stay valid.  The first of each counts.
  */
 
 static ngx_int_t
 ngx_http_mcig_take_headers(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
 {
+    ngx_str_t        *value;
     ngx_uint_t        i, n, taken;
     ngx_list_t        headers;
     ngx_table_elt_t  *h, *copy;
@@ -475,23 +517,11 @@ ngx_http_mcig_take_headers(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
 
         n++;
 
-        if (h[i].key.len == sizeof(NGX_HTTP_MCIG_OBJECTIVE_HEADER) - 1
-            && ngx_strncmp(h[i].lowcase_key, NGX_HTTP_MCIG_OBJECTIVE_HEADER,
-                           h[i].key.len) == 0)
-        {
-            if (ctx->objective_header.len == 0) {
-                ctx->objective_header = h[i].value;
-            }
+        value = ngx_http_mcig_gateway_header(&h[i], ctx);
 
-            taken++;
-
-        } else if (h[i].key.len == sizeof(NGX_HTTP_MCIG_FAIRNESS_HEADER) - 1
-                   && ngx_strncmp(h[i].lowcase_key,
-                                  NGX_HTTP_MCIG_FAIRNESS_HEADER,
-                                  h[i].key.len) == 0)
-        {
-            if (ctx->fairness_id.len == 0) {
-                ctx->fairness_id = h[i].value;
+        if (value) {
+            if (value->len == 0) {
+                *value = h[i].value;
             }
 
             taken++;
@@ -524,13 +554,7 @@ ngx_http_mcig_take_headers(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
             i = 0;
         }
 
-        if ((h[i].key.len == sizeof(NGX_HTTP_MCIG_OBJECTIVE_HEADER) - 1
-             && ngx_strncmp(h[i].lowcase_key, NGX_HTTP_MCIG_OBJECTIVE_HEADER,
-                            h[i].key.len) == 0)
-            || (h[i].key.len == sizeof(NGX_HTTP_MCIG_FAIRNESS_HEADER) - 1
-                && ngx_strncmp(h[i].lowcase_key, NGX_HTTP_MCIG_FAIRNESS_HEADER,
-                               h[i].key.len) == 0))
-        {
+        if (ngx_http_mcig_gateway_header(&h[i], ctx)) {
             continue;
         }
 
@@ -827,6 +851,10 @@ ngx_http_mcig_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_MCIG_VAR_MODEL:
         s = ctx->model;
+        break;
+
+    case NGX_HTTP_MCIG_VAR_TARGET_MODEL:
+        s = ctx->target_model;
         break;
 
     case NGX_HTTP_MCIG_VAR_OBJECTIVE:

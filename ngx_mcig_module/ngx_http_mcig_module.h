@@ -17,6 +17,7 @@
 #include <ngx_http.h>
 
 #include "mcig_body.h"
+#include "mcig_manifest.h"
 #include "mcig_pick.h"
 #include "mcig_prom.h"
 #include "mcig_region.h"
@@ -178,6 +179,14 @@ typedef struct {
 } ngx_http_mcig_region_conf_t;
 
 
+/* mcig_manifests: the loaded manifests, resolved once every pool is known */
+typedef struct {
+    mcig_manifest_t                *manifest;     /* NULL: none loaded */
+    size_t                          logged;       /* diagnostics printed */
+    ngx_flag_t                      resolved;
+} ngx_http_mcig_manifests_t;
+
+
 /* an upstream {} with mcig_pool: an InferencePool */
 typedef struct {
     ngx_flag_t                      enabled;
@@ -229,6 +238,9 @@ typedef struct {
     ngx_array_t                    *regions;      /* mcig_regions, ngx_str_t */
     mcig_region_params_t            region_params;
     ngx_shm_zone_t                 *shm_zone;
+
+    /* what mcig_manifests attach to the pool's name, NULL if nothing */
+    const mcig_manifest_pool_t     *manifest;
 } ngx_http_upstream_mcig_srv_conf_t;
 
 
@@ -238,6 +250,8 @@ typedef struct {
     ngx_str_t                       model;
     ngx_str_t                       objective_header;
     ngx_str_t                       fairness_id;
+    ngx_str_t                       rewrite_header;
+    ngx_str_t                       target_model; /* sent to the server */
     ngx_str_t                       objective;    /* the one applied */
     ngx_int_t                       priority;
     ngx_http_mcig_objective_node_t *objective_node;
@@ -283,6 +297,20 @@ ngx_array_t *ngx_http_mcig_pools(ngx_http_request_t *r);
 void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity);
 char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+
+void ngx_http_upstream_mcig_metrics_defaults(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+ngx_int_t ngx_http_upstream_mcig_metrics_set(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_prom_preset_t *preset,
+    ngx_str_t *role_spec);
+
+char *ngx_http_mcig_manifests_load(ngx_conf_t *cf,
+    ngx_http_mcig_manifests_t *mf, ngx_str_t *pattern);
+ngx_int_t ngx_http_mcig_manifests_apply(ngx_conf_t *cf,
+    ngx_http_mcig_manifests_t *mf, ngx_array_t *pools,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+ngx_int_t ngx_http_mcig_rewrite_model(ngx_http_request_t *r,
+    ngx_http_mcig_ctx_t *ctx);
 
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);

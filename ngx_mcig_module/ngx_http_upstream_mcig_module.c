@@ -28,6 +28,7 @@ typedef struct {
     ngx_array_t                         pools;   /* srv_conf_t * */
     ngx_array_t                        *regions; /* ngx_str_t, local first */
     mcig_region_params_t                region_params;
+    ngx_http_mcig_manifests_t           manifests;
 } ngx_http_upstream_mcig_main_conf_t;
 
 
@@ -122,6 +123,8 @@ static char *ngx_http_upstream_mcig_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_upstream_mcig_regions(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_manifests(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_region(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
@@ -140,6 +143,13 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
     { ngx_string("mcig_zone"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE2,
       ngx_http_upstream_mcig_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_manifests"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_upstream_mcig_manifests,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -266,6 +276,16 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     pool = ngx_http_conf_upstream_srv_conf(us, ngx_http_upstream_mcig_module);
 
+    mcf = ngx_http_conf_get_module_main_conf(cf,
+                                             ngx_http_upstream_mcig_module);
+
+    /* what manifests set, where the upstream block does not */
+    if (ngx_http_mcig_manifests_apply(cf, &mcf->manifests, &mcf->pools, pool)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     /* upstream blocks are not merged: defaults are set here */
     ngx_conf_init_uint_value(pool->max_in_flight, 256);
     ngx_conf_init_msec_value(pool->request_timeout, 30000);
@@ -305,8 +325,6 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
 
     us->peer.init = ngx_http_upstream_init_mcig_peer;
 
-    mcf = ngx_http_conf_get_module_main_conf(cf,
-                                             ngx_http_upstream_mcig_module);
     pool->regions = mcf->regions;
     pool->region_params = mcf->region_params;
 
@@ -1622,8 +1640,7 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     ssize_t                    size;
     ngx_int_t                  rc;
     ngx_str_t                 *value, s, role_spec[4], *file;
-    ngx_uint_t                 i, k, role;
-    mcig_prom_spec_rc_e        src;
+    ngx_uint_t                 i;
     const mcig_prom_preset_t  *preset;
 
     if (pool->metrics) {
@@ -1636,12 +1653,7 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     preset = mcig_prom_preset(MCIG_PROM_VLLM);
-    ngx_str_set(&pool->metrics_path, "/metrics");
-    pool->metrics_interval = 100;
-    pool->metrics_name_filter = 1;
-    pool->metrics_timeout = 1000;
-    pool->metrics_stale = 200;
-    pool->metrics_max_size = 1024 * 1024;
+    ngx_http_upstream_mcig_metrics_defaults(pool);
     ngx_memzero(role_spec, sizeof(role_spec));
 
     value = cf->args->elts;
@@ -1769,6 +1781,62 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
         return "needs both cert= and key= for a client certificate";
     }
 
+    if (ngx_http_upstream_mcig_metrics_set(cf, pool, preset, role_spec)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of mcig_metrics: expected "
+                       "engine=vllm|sglang|trtllm, port=1..65535, path=/..., "
+                       "interval=, timeout=, stale= (a time over 0), "
+                       "max_size= (at least 1k), kv=, waiting=, running= "
+                       "(metric names), scheme=http|https, ca_file=, cert=, "
+                       "key=, token_file= or name_filter=on|off", &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
+/* what mcig_metrics starts from, for the directive and for manifests */
+
+void
+ngx_http_upstream_mcig_metrics_defaults(
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_str_set(&pool->metrics_path, "/metrics");
+    pool->metrics_interval = 100;
+    pool->metrics_name_filter = 1;
+    pool->metrics_timeout = 1000;
+    pool->metrics_stale = 200;
+    pool->metrics_max_size = 1024 * 1024;
+}
+
+
+/*
+ * The pool's metric set: the engine's metrics, those of role_spec[role]
+ * (non-empty) replacing the engine's of that role.
+ */
+
+ngx_int_t
+ngx_http_upstream_mcig_metrics_set(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_prom_preset_t *preset,
+    ngx_str_t *role_spec)
+{
+    ngx_uint_t           k, role;
+    mcig_prom_spec_rc_e  src;
+
+    if (pool->metrics == NULL) {
+        pool->metrics = ngx_pcalloc(cf->pool, sizeof(mcig_prom_set_t));
+        if (pool->metrics == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
     mcig_prom_set_init(pool->metrics, preset->flags);
 
     for (k = 0; k < preset->nspecs; k++) {
@@ -1783,7 +1851,10 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
                               preset->spec[k].agg, preset->spec[k].role)
             != MCIG_PROM_SPEC_OK)
         {
-            return "could not take the engine's metrics";
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "could not take the metrics of engine %s",
+                               preset->name);
+            return NGX_ERROR;
         }
     }
 
@@ -1805,28 +1876,17 @@ ngx_http_upstream_mcig_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid metric \"%V\" in mcig_metrics: %s",
                                &role_spec[role], mcig_prom_spec_rc_text(src));
-            return NGX_CONF_ERROR;
+            return NGX_ERROR;
         }
     }
 
     if (pool->metrics_name_filter
         && ngx_http_upstream_mcig_metrics_query(cf, pool) != NGX_OK)
     {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" of mcig_metrics: expected "
-                       "engine=vllm|sglang|trtllm, port=1..65535, path=/..., "
-                       "interval=, timeout=, stale= (a time over 0), "
-                       "max_size= (at least 1k), kv=, waiting=, running= "
-                       "(metric names), scheme=http|https, ca_file=, cert=, "
-                       "key=, token_file= or name_filter=on|off", &value[i]);
-    return NGX_CONF_ERROR;
+    return NGX_OK;
 }
 
 
@@ -2134,6 +2194,31 @@ ngx_http_upstream_mcig_objective(ngx_conf_t *cf, ngx_command_t *cmd,
 
     obj->name = value[1];
     obj->priority = priority;
+
+    return NGX_CONF_OK;
+}
+
+
+/* mcig_manifests file|glob ...; relative to the configuration's directory */
+
+static char *
+ngx_http_upstream_mcig_manifests(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_main_conf_t  *mcf = conf;
+
+    char        *rv;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rv = ngx_http_mcig_manifests_load(cf, &mcf->manifests, &value[i]);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+    }
 
     return NGX_CONF_OK;
 }
