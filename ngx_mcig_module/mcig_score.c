@@ -6,6 +6,7 @@
  * the best, choosing among equals by reservoir sampling.
  */
 
+#include "mcig_prefix.h"
 #include "mcig_score.h"
 
 
@@ -209,4 +210,66 @@ mcig_score_pick(const mcig_score_weights_t *w, const mcig_score_cand_t *c,
     res->score = best_score;
 
     return best;
+}
+
+
+uint64_t
+mcig_lora_hash(const void *name, size_t len)
+{
+    /* never 0, so that a zeroed list holds nothing */
+    return mcig_hash64(name, len, 0x6c6f7261ULL) | 1;
+}
+
+
+uint32_t
+mcig_lora_list_hashes(const char *list, size_t len, uint64_t *out,
+    uint32_t max)
+{
+    uint32_t     n;
+    const char  *p, *end, *name, *last;
+
+    n = 0;
+    p = list;
+    end = list + len;
+
+    while (p < end && n < max) {
+        while (p < end && (*p == ' ' || *p == '\t')) {
+            p++;
+        }
+
+        name = p;
+
+        while (p < end && *p != ',') {
+            p++;
+        }
+
+        last = p;
+
+        while (last > name && (last[-1] == ' ' || last[-1] == '\t')) {
+            last--;
+        }
+
+        if (last > name) {
+            out[n++] = mcig_lora_hash(name, (size_t) (last - name));
+        }
+
+        p++;                            /* the comma */
+    }
+
+    return n;
+}
+
+
+int
+mcig_lora_listed(const uint64_t *list, uint32_t n, uint64_t hash)
+{
+    uint32_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (list[i] == hash) {
+            return 1;
+        }
+    }
+
+    return 0;
 }

@@ -202,8 +202,9 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 static ngx_int_t
 ngx_http_mcig_handler(ngx_http_request_t *r)
 {
-    ngx_int_t             rc;
-    ngx_http_mcig_ctx_t  *ctx;
+    ngx_int_t                           rc;
+    ngx_http_mcig_ctx_t                *ctx;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
 
     if (r != r->main) {
         return NGX_DECLINED;
@@ -238,6 +239,22 @@ ngx_http_mcig_handler(ngx_http_request_t *r)
     ctx->phase_status = NGX_DONE;
     ctx->scanning = 1;
     mcig_body_scan_init(&ctx->scan);
+
+    /* the prompt is hashed for the prefix scorer as it is read */
+    pool = ngx_http_upstream_mcig_hashing_pool(r, ctx->pool);
+
+    if (pool) {
+        ctx->hasher = ngx_palloc(r->pool, sizeof(mcig_prefix_hasher_t));
+        ctx->hashes = ngx_palloc(r->pool, pool->max_blocks * sizeof(uint64_t));
+
+        if (ctx->hasher == NULL || ctx->hashes == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        mcig_prefix_hasher_init(ctx->hasher, (uint32_t) pool->block_size,
+                                (uint32_t) pool->max_blocks, ctx->hashes);
+        mcig_body_scan_set_hasher(&ctx->scan, ctx->hasher);
+    }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_mcig_body_handler);
 
@@ -298,6 +315,15 @@ ngx_http_mcig_body_handler(ngx_http_request_t *r)
         switch (ngx_http_mcig_rewrite_model(r, ctx)) {
         case NGX_OK:
             ctx->phase_status = NGX_DECLINED;
+
+            if (ctx->hasher) {
+                /* blocks of different models never match: the server's */
+                ctx->nblocks = mcig_prefix_hasher_seed(ctx->hasher,
+                                   mcig_prefix_seed(ctx->target_model.data,
+                                                    ctx->target_model.len,
+                                                    ctx->scan.salt));
+            }
+
             break;
         case NGX_HTTP_BAD_REQUEST:
             ctx->phase_status = NGX_HTTP_BAD_REQUEST;

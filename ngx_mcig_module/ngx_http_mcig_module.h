@@ -21,6 +21,7 @@
 #include "mcig_pick.h"
 #include "mcig_prom.h"
 #include "mcig_region.h"
+#include "mcig_score.h"
 
 
 /*
@@ -28,6 +29,9 @@
  * generations still draining after a reload included.
  */
 #define NGX_HTTP_MCIG_WORKER_SLOTS  64
+
+/* LoRA adapters of a member kept from each of its running/waiting lists */
+#define NGX_HTTP_MCIG_LORA_MAX      16
 
 
 typedef enum {
@@ -71,6 +75,14 @@ typedef struct {
     uint32_t                        running;
     ngx_msec_t                      metrics_msec;
     ngx_atomic_t                    dispatched;   /* since the last scrape */
+
+    /* vllm:lora_requests_info, adapters as mcig_lora_hash() values */
+    uint32_t                        max_lora;
+    uint32_t                        lora_running_n;
+    uint32_t                        lora_waiting_n;
+    uint64_t                        lora_running[NGX_HTTP_MCIG_LORA_MAX];
+    uint64_t                        lora_waiting[NGX_HTTP_MCIG_LORA_MAX];
+
     ngx_atomic_t                    scrapes;
     ngx_atomic_t                    scrape_errors;
     ngx_atomic_t                    scrape_usec;  /* the last good one */
@@ -239,6 +251,14 @@ typedef struct {
     mcig_region_params_t            region_params;
     ngx_shm_zone_t                 *shm_zone;
 
+    /* mcig_scorers: EPP-grade scoring of the chosen region's members */
+    ngx_flag_t                      scoring;
+    mcig_score_weights_t            weights;
+    ngx_uint_t                      block_size;
+    ngx_uint_t                      max_blocks;
+    ngx_uint_t                      prefix_entries;
+    ngx_shm_zone_t                 *prefix_zone;  /* NULL: no prefix scorer */
+
     /* what mcig_manifests attach to the pool's name, NULL if nothing */
     const mcig_manifest_pool_t     *manifest;
 } ngx_http_upstream_mcig_srv_conf_t;
@@ -268,6 +288,11 @@ typedef struct {
     ngx_event_t                     deadline;
     ngx_int_t                       phase_status;
 
+    /* the prompt's block hashes, for the prefix scorer */
+    mcig_prefix_hasher_t           *hasher;
+    uint64_t                       *hashes;
+    uint32_t                        nblocks;
+
     unsigned                        scanning:1;
     unsigned                        keepalive:1;  /* before any error */
     unsigned                        body_sent:1;
@@ -292,6 +317,10 @@ void ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason);
 ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
+mcig_lora_e ngx_http_mcig_read_lora(ngx_http_mcig_member_t *member,
+    uint64_t adapter);
+ngx_http_upstream_mcig_srv_conf_t *ngx_http_upstream_mcig_hashing_pool(
+    ngx_http_request_t *r, ngx_http_upstream_mcig_srv_conf_t *pool);
 
 ngx_array_t *ngx_http_mcig_pools(ngx_http_request_t *r);
 void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,

@@ -216,6 +216,51 @@ ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
 }
 
 
+/*
+ * Where the adapter stands on the member, from its last fresh scrape: the
+ * LoRA scorer's input.  A member without LoRA figures has no free slot.
+ */
+
+mcig_lora_e
+ngx_http_mcig_read_lora(ngx_http_mcig_member_t *member, uint64_t adapter)
+{
+    int                           running_there, waiting_there;
+    uint32_t                      running, waiting, max_lora;
+    ngx_uint_t                    tries;
+    ngx_atomic_uint_t             seq;
+    ngx_http_mcig_member_node_t  *node;
+
+    node = member->node;
+
+    for (tries = 0; tries < 8; tries++) {
+        seq = node->metrics_seq;
+
+        if (seq & 1) {
+            continue;
+        }
+
+        ngx_memory_barrier();
+
+        max_lora = node->max_lora;
+        running = ngx_min(node->lora_running_n, NGX_HTTP_MCIG_LORA_MAX);
+        waiting = ngx_min(node->lora_waiting_n, NGX_HTTP_MCIG_LORA_MAX);
+        running_there = mcig_lora_listed(node->lora_running, running,
+                                         adapter);
+        waiting_there = mcig_lora_listed(node->lora_waiting, waiting,
+                                         adapter);
+
+        ngx_memory_barrier();
+
+        if (node->metrics_seq == seq) {
+            return mcig_lora_state(running_there, waiting_there, running,
+                                   waiting, max_lora);
+        }
+    }
+
+    return MCIG_LORA_NONE;
+}
+
+
 static void
 ngx_http_mcig_scrape_handler(ngx_event_t *ev)
 {
@@ -494,6 +539,7 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     long                          status;
     double                        kv, waiting, running;
     curl_off_t                    usec;
+    mcig_prom_lora_t             *lora;
     ngx_http_mcig_member_node_t  *node;
 
     node = s->member->node;
@@ -563,6 +609,25 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     node->waiting = (uint32_t) waiting;
     node->running = (uint32_t) running;
     node->metrics_msec = ngx_current_msec ? ngx_current_msec : 1;
+
+    lora = &s->parser->lora;
+
+    if (lora->series) {
+        node->max_lora = lora->max_lora;
+        node->lora_running_n = mcig_lora_list_hashes(lora->running,
+                                                     lora->running_len,
+                                                     node->lora_running,
+                                                     NGX_HTTP_MCIG_LORA_MAX);
+        node->lora_waiting_n = mcig_lora_list_hashes(lora->waiting,
+                                                     lora->waiting_len,
+                                                     node->lora_waiting,
+                                                     NGX_HTTP_MCIG_LORA_MAX);
+
+    } else {
+        node->max_lora = 0;
+        node->lora_running_n = 0;
+        node->lora_waiting_n = 0;
+    }
 
     ngx_memory_barrier();
     (void) ngx_atomic_fetch_add(&node->metrics_seq, 1);

@@ -71,6 +71,9 @@ static void ngx_http_upstream_offer_mcig_peers(
     ngx_http_upstream_mcig_peer_data_t *pd, mcig_pick_t *pick,
     ngx_uint_t skip_tried, ngx_int_t region,
     ngx_http_upstream_mcig_regions_t *agg);
+static ngx_uint_t ngx_http_upstream_mcig_usable(
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_http_upstream_rr_peer_t *peer,
+    ngx_uint_t i, time_t now, ngx_uint_t skip_tried);
 static void ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
     ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_http_upstream_mcig_regions_t *agg);
@@ -125,6 +128,16 @@ static char *ngx_http_upstream_mcig_regions(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_manifests(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_http_upstream_mcig_scorers(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_upstream_mcig_prefix_zone(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+static ngx_int_t ngx_http_upstream_mcig_init_prefix_zone(
+    ngx_shm_zone_t *shm_zone, void *data);
+static ngx_int_t ngx_http_upstream_score_mcig_peers(
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_int_t region);
+static void ngx_http_upstream_mcig_credit(
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_uint_t i);
 static char *ngx_http_upstream_mcig_region(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
@@ -206,6 +219,13 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
     { ngx_string("mcig_balancing_mode"),
       NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
       ngx_http_upstream_mcig_balancing_mode,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_scorers"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
+      ngx_http_upstream_mcig_scorers,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -392,6 +412,13 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         {
             return NGX_ERROR;
         }
+    }
+
+
+    if (pool->scoring && pool->weights.prefix
+        && ngx_http_upstream_mcig_prefix_zone(cf, pool) != NGX_OK)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -705,13 +732,23 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     ngx_http_upstream_rr_peers_wlock(peers);
 
-    mcig_pick_start(&pick, &ngx_http_mcig_rng);
-    ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, pd->ctx->region, NULL);
+    if (pd->pool->scoring) {
+        pick.best = ngx_http_upstream_score_mcig_peers(pd, pd->ctx->region);
 
-    if (pick.best < 0 && pd->ctx->region >= 0) {
-        /* a retry with nothing left in the chosen region: any region */
+        if (pick.best < 0 && pd->ctx->region >= 0) {
+            pick.best = ngx_http_upstream_score_mcig_peers(pd, -1);
+        }
+
+    } else {
         mcig_pick_start(&pick, &ngx_http_mcig_rng);
-        ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL);
+        ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, pd->ctx->region,
+                                           NULL);
+
+        if (pick.best < 0 && pd->ctx->region >= 0) {
+            /* a retry with nothing left in the chosen region: any region */
+            mcig_pick_start(&pick, &ngx_http_mcig_rng);
+            ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL);
+        }
     }
 
     if (pick.best < 0) {
@@ -763,6 +800,10 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     pd->member = member;
     pd->ctx->member = member;
+
+    if (pd->pool->prefix_zone && pd->ctx->nblocks) {
+        ngx_http_upstream_mcig_credit(pd, pick.best);
+    }
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
                    "get mcig peer, picked %V with %uA in flight",
@@ -831,8 +872,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 {
     time_t                         now;
     uint32_t                       load, capacity;
-    uintptr_t                      bit;
-    ngx_uint_t                     i, n;
+    ngx_uint_t                     i;
     ngx_http_mcig_member_t        *member;
     ngx_http_upstream_rr_peer_t   *peer;
     ngx_http_upstream_rr_peers_t  *peers;
@@ -852,32 +892,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             agg->total[member->region]++;
         }
 
-        if (skip_tried) {
-            n = i / (8 * sizeof(uintptr_t));
-            bit = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
-
-            if (pd->rrp.tried[n] & bit) {
-                continue;
-            }
-        }
-
-        if (peer->down) {
-            continue;
-        }
-
-        if (member->node->unhealthy) {
-            continue;
-        }
-
-        if (!peers->single
-            && peer->max_fails
-            && peer->fails >= peer->max_fails
-            && now - peer->checked <= peer->fail_timeout)
-        {
-            continue;
-        }
-
-        if (peer->max_conns && peer->conns >= peer->max_conns) {
+        if (!ngx_http_upstream_mcig_usable(pd, peer, i, now, skip_tried)) {
             continue;
         }
 
@@ -890,6 +905,192 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             agg->util[member->region] += (uint64_t) load * 1000000 / capacity;
         }
     }
+}
+
+
+/*
+ * A member can take a request: not marked down, not unhealthy, not failed
+ * (max_fails within fail_timeout; a pool of one member is never failed, as
+ * with round robin), below max_conns, and, if asked, not tried yet for
+ * this request.  The caller holds the peers lock.
+ */
+
+static ngx_uint_t
+ngx_http_upstream_mcig_usable(ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_http_upstream_rr_peer_t *peer, ngx_uint_t i, time_t now,
+    ngx_uint_t skip_tried)
+{
+    uintptr_t                      bit;
+    ngx_uint_t                     n;
+    ngx_http_upstream_rr_peers_t  *peers;
+
+    peers = pd->rrp.peers;
+
+    if (skip_tried) {
+        n = i / (8 * sizeof(uintptr_t));
+        bit = (uintptr_t) 1 << i % (8 * sizeof(uintptr_t));
+
+        if (pd->rrp.tried[n] & bit) {
+            return 0;
+        }
+    }
+
+    if (peer->down || pd->pool->members[i].node->unhealthy) {
+        return 0;
+    }
+
+    if (!peers->single
+        && peer->max_fails
+        && peer->fails >= peer->max_fails
+        && now - peer->checked <= peer->fail_timeout)
+    {
+        return 0;
+    }
+
+    if (peer->max_conns && peer->conns >= peer->max_conns) {
+        return 0;
+    }
+
+    return 1;
+}
+
+
+/*
+ * mcig_scorers: the EPP's weighted sum over the region's usable members
+ * (mcig_score.c): KV-cache room, queue, prefix-cache and LoRA affinity,
+ * in-flight room.  Affinity never picks a full member while another has
+ * room.  Returns the member's index, or -1.  The caller holds the peers
+ * lock; the prefix index's lock is taken for the match only.
+ */
+
+static ngx_int_t
+ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_int_t region)
+{
+    time_t                              now;
+    uint32_t                            load, capacity, nblocks, *counts;
+    uint64_t                            adapter;
+    ngx_uint_t                          i, n, *index;
+    ngx_str_t                          *model;
+    ngx_slab_pool_t                    *shpool;
+    mcig_score_cand_t                  *c;
+    mcig_score_result_t                 res;
+    ngx_http_mcig_ctx_t                *ctx;
+    ngx_http_mcig_member_t             *member;
+    ngx_http_mcig_metrics_t             m;
+    ngx_http_upstream_rr_peer_t        *peer;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+
+    pool = pd->pool;
+    ctx = pd->ctx;
+
+    c = ngx_palloc(ctx->request->pool,
+                   pool->nmembers * (sizeof(mcig_score_cand_t)
+                                     + sizeof(ngx_uint_t)
+                                     + sizeof(uint32_t)));
+    if (c == NULL) {
+        return -1;
+    }
+
+    index = (ngx_uint_t *) &c[pool->nmembers];
+    counts = (uint32_t *) &index[pool->nmembers];
+
+    /* leading blocks of the prompt each member holds, one lookup a block */
+    nblocks = 0;
+
+    if (pool->prefix_zone && ctx->nblocks
+        && ctx->hasher->block_size == pool->block_size)
+    {
+        nblocks = ngx_min(ctx->nblocks, (uint32_t) pool->max_blocks);
+        shpool = (ngx_slab_pool_t *) pool->prefix_zone->shm.addr;
+
+        ngx_shmtx_lock(&shpool->mutex);
+        (void) mcig_prefix_match_all(shpool->data, ctx->hashes, nblocks,
+                                     counts);
+        ngx_shmtx_unlock(&shpool->mutex);
+    }
+
+    model = ctx->target_model.len ? &ctx->target_model : &ctx->model;
+    adapter = mcig_lora_hash(model->data, model->len);
+
+    now = ngx_time();
+    n = 0;
+
+    for (peer = pd->rrp.peers->peer, i = 0; peer; peer = peer->next, i++) {
+        member = &pool->members[i];
+
+        if ((region >= 0 && member->region != (ngx_uint_t) region)
+            || !ngx_http_upstream_mcig_usable(pd, peer, i, now, 1))
+        {
+            continue;
+        }
+
+        ngx_http_mcig_member_load(pool, member, &load, &capacity);
+
+        c[n].full = (load >= capacity);
+        c[n].in_flight = (uint32_t) ngx_max(
+                                  (ngx_atomic_int_t) member->node->in_flight, 0);
+        c[n].capacity = (uint32_t) member->capacity;
+        c[n].prefix_blocks = nblocks ? counts[i] : 0;
+        c[n].fresh = 0;
+        c[n].kv_ppm = 0;
+        c[n].waiting = 0;
+        c[n].lora = MCIG_LORA_NONE;
+
+        if (pool->metrics
+            && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK)
+        {
+            /* requests sent since the scrape count as the cache they take */
+            c[n].kv_ppm = mcig_metrics_load_ppm(m.kv_ppm, m.running,
+                                        m.waiting,
+                                        (uint32_t) member->node->dispatched,
+                                        (uint32_t) member->capacity);
+            c[n].waiting = m.waiting;
+            c[n].fresh = 1;
+
+            if (pool->weights.lora && model->len) {
+                c[n].lora = (uint8_t) ngx_http_mcig_read_lora(member,
+                                                              adapter);
+            }
+        }
+
+        index[n++] = i;
+    }
+
+    if (mcig_score_pick(&pool->weights, c, n, nblocks, &ngx_http_mcig_rng,
+                        &res)
+        < 0)
+    {
+        return -1;
+    }
+
+    ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                   "mcig scored %uD members, best %ui with %uL, %uD ties",
+                   res.scored, index[res.best], res.score, res.ties);
+
+    return (ngx_int_t) index[res.best];
+}
+
+
+/* the member is sent the prompt's blocks: they are its most recent */
+
+static void
+ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_uint_t i)
+{
+    ngx_slab_pool_t  *shpool;
+
+    if (pd->ctx->hasher->block_size != pd->pool->block_size) {
+        return;
+    }
+
+    shpool = (ngx_slab_pool_t *) pd->pool->prefix_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+    mcig_prefix_credit(shpool->data, (uint32_t) i, pd->ctx->hashes,
+                       ngx_min(pd->ctx->nblocks,
+                               (uint32_t) pd->pool->max_blocks));
+    ngx_shmtx_unlock(&shpool->mutex);
 }
 
 
@@ -2087,6 +2288,238 @@ ngx_http_upstream_mcig_balancing_mode(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * mcig_scorers [kv_cache=2] [queue=2] [prefix=3] [lora=0] [in_flight=0]
+ *     [block_size=64] [max_blocks=256] [prefix_entries=31250];
+ */
+
+static char *
+ngx_http_upstream_mcig_scorers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t              n;
+    ngx_str_t             *value, s;
+    ngx_uint_t             i, k, *setting;
+    mcig_score_weights_t   dflt = MCIG_SCORE_WEIGHTS_DEFAULT;
+
+    static struct {
+        char        *name;
+        ngx_int_t    min;
+        ngx_int_t    max;
+    }  params[] = {
+        { "kv_cache=", 0, 1000 },
+        { "queue=", 0, 1000 },
+        { "prefix=", 0, 1000 },
+        { "lora=", 0, 1000 },
+        { "in_flight=", 0, 1000 },
+        { "block_size=", MCIG_PREFIX_BLOCK_MIN, MCIG_PREFIX_BLOCK_MAX },
+        { "max_blocks=", 1, 4096 },
+        { "prefix_entries=", 64, 10000000 }
+    };
+
+    ngx_uint_t  v[8];
+
+    if (pool->scoring) {
+        return "is duplicate";
+    }
+
+    v[0] = dflt.kv;
+    v[1] = dflt.queue;
+    v[2] = dflt.prefix;
+    v[3] = dflt.lora;
+    v[4] = dflt.in_flight;
+    v[5] = MCIG_PREFIX_BLOCK_SIZE;
+    v[6] = MCIG_PREFIX_MAX_BLOCKS;
+    v[7] = MCIG_PREFIX_ENTRIES;
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        setting = NULL;
+
+        for (k = 0; k < sizeof(params) / sizeof(params[0]); k++) {
+            if (ngx_http_upstream_mcig_arg(&value[i], params[k].name, &s)) {
+                setting = &v[k];
+                break;
+            }
+        }
+
+        if (setting == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of mcig_scorers: "
+                               "expected kv_cache=, queue=, prefix=, lora=, "
+                               "in_flight= (weights 0..1000), block_size=, "
+                               "max_blocks= or prefix_entries=", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        n = ngx_atoi(s.data, s.len);
+
+        if (n < params[k].min || n > params[k].max
+            || (k == 5 && n % 16))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid \"%V\" of mcig_scorers: a number "
+                               "from %i to %i%s is expected", &value[i],
+                               params[k].min, params[k].max,
+                               k == 5 ? ", a multiple of 16," : "");
+            return NGX_CONF_ERROR;
+        }
+
+        *setting = (ngx_uint_t) n;
+    }
+
+    if (v[0] + v[1] + v[2] + v[3] + v[4] == 0) {
+        return "needs a weight over 0";
+    }
+
+    pool->scoring = 1;
+    pool->weights.kv = (uint32_t) v[0];
+    pool->weights.queue = (uint32_t) v[1];
+    pool->weights.prefix = (uint32_t) v[2];
+    pool->weights.lora = (uint32_t) v[3];
+    pool->weights.in_flight = (uint32_t) v[4];
+    pool->block_size = v[5];
+    pool->max_blocks = v[6];
+    pool->prefix_entries = v[7];
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * The prefix index of a pool has a zone of its own, sized for its members:
+ * it is large (about 40 bytes per member per entry) and of fixed size.  A
+ * reload that keeps the pool's member count keeps what the index learnt.
+ */
+
+static ngx_int_t
+ngx_http_upstream_mcig_prefix_zone(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    size_t      size;
+    ngx_str_t   name;
+
+    if (pool->nmembers > MCIG_PREFIX_MEMBERS_MAX) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "the prefix scorer of mcig_scorers takes pools of at "
+                      "most %d members; pool \"%V\" has %ui: set prefix=0",
+                      MCIG_PREFIX_MEMBERS_MAX, &pool->upstream->host,
+                      pool->nmembers);
+        return NGX_ERROR;
+    }
+
+    size = mcig_prefix_index_size((uint32_t) pool->nmembers,
+                                  (uint32_t) pool->prefix_entries);
+    if (size == 0) {
+        return NGX_ERROR;
+    }
+
+    /* room for the slab allocator's own pages */
+    size += size / 64 + 64 * ngx_pagesize;
+
+    name.len = sizeof("mcig_prefix:") - 1 + pool->upstream->host.len;
+    name.data = ngx_pnalloc(cf->pool, name.len);
+    if (name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(name.data, "mcig_prefix:%V", &pool->upstream->host);
+
+    pool->prefix_zone = ngx_shared_memory_add(cf, &name, size,
+                                              &ngx_http_upstream_mcig_module);
+    if (pool->prefix_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->prefix_zone->init = ngx_http_upstream_mcig_init_prefix_zone;
+    pool->prefix_zone->data = pool;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_upstream_mcig_init_prefix_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    size_t                              size;
+    void                               *mem;
+    ngx_slab_pool_t                    *shpool;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (data) {
+        /* the same zone, of the same size, as before the reload */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    pool = shm_zone->data;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool;
+        return NGX_OK;
+    }
+
+    size = mcig_prefix_index_size((uint32_t) pool->nmembers,
+                                  (uint32_t) pool->prefix_entries);
+
+    mem = ngx_slab_alloc(shpool, size);
+    if (mem == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "mcig: no room for the prefix index of pool \"%V\"",
+                      &pool->upstream->host);
+        return NGX_ERROR;
+    }
+
+    shpool->data = mcig_prefix_index_init(mem, size, (uint32_t) pool->nmembers,
+                                          (uint32_t) pool->prefix_entries);
+    if (shpool->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->log_nomem = 0;
+    shm_zone->data = shpool;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The pool whose prefix scorer a request's prompt is hashed for: the
+ * location's pool, or, when the pool is chosen by variables, the first
+ * pool that scores prefixes (a pool with other block sizes then gets no
+ * prefix affinity).  NULL: no hashing.
+ */
+
+ngx_http_upstream_mcig_srv_conf_t *
+ngx_http_upstream_mcig_hashing_pool(ngx_http_request_t *r,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_uint_t                           i;
+    ngx_http_upstream_mcig_srv_conf_t  **pools;
+    ngx_http_upstream_mcig_main_conf_t  *mcf;
+
+    if (pool) {
+        return pool->prefix_zone ? pool : NULL;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_upstream_mcig_module);
+    pools = mcf->pools.elts;
+
+    for (i = 0; i < mcf->pools.nelts; i++) {
+        if (pools[i]->prefix_zone) {
+            return pools[i];
+        }
+    }
+
+    return NULL;
 }
 
 

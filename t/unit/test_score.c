@@ -332,6 +332,29 @@ test_stale_metrics(void **state)
 }
 
 
+static void
+test_lora_lists(void **state)
+{
+    uint64_t     h[4];
+    const char  *list = " food-review-1 ,sql lora,, b ";
+
+    (void) state;
+
+    assert_int_equal(mcig_lora_list_hashes(list, strlen(list), h, 4), 3);
+    assert_true(h[0] == mcig_lora_hash("food-review-1", 13));
+    assert_true(h[1] == mcig_lora_hash("sql lora", 8));
+    assert_true(h[2] == mcig_lora_hash("b", 1));
+    assert_true(mcig_lora_listed(h, 3, mcig_lora_hash("sql lora", 8)));
+    assert_false(mcig_lora_listed(h, 3, mcig_lora_hash("sql", 3)));
+
+    /* at most max, and nothing from an empty list */
+    assert_int_equal(mcig_lora_list_hashes(list, strlen(list), h, 2), 2);
+    assert_int_equal(mcig_lora_list_hashes("", 0, h, 4), 0);
+    assert_int_equal(mcig_lora_list_hashes(" , ,", 4, h, 4), 0);
+    assert_true(mcig_lora_hash("", 0) != 0);
+}
+
+
 int
 main(void)
 {
@@ -343,6 +366,7 @@ main(void)
         cmocka_unit_test(test_ties_are_random),
         cmocka_unit_test(test_load_guard),
         cmocka_unit_test(test_stale_metrics),
+        cmocka_unit_test(test_lora_lists),
     };
 
     return cmocka_run_group_tests_name("score", tests, NULL, NULL);
