@@ -34,6 +34,9 @@ static ngx_int_t ngx_http_mcig_manifests_metrics(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_manifest_pool_t *p);
 static ngx_int_t ngx_http_mcig_manifests_objectives(ngx_conf_t *cf,
     ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_manifest_pool_t *p);
+static ngx_int_t ngx_http_mcig_manifests_members(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_manifest_pool_t *p,
+    ngx_array_t *regions);
 static ngx_int_t ngx_http_mcig_splice_body(ngx_http_request_t *r,
     off_t offset, off_t len, ngx_str_t *with);
 static ngx_buf_t *ngx_http_mcig_buf_part(ngx_pool_t *pool, ngx_buf_t *b,
@@ -131,7 +134,8 @@ ngx_http_mcig_manifests_log(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf)
 
 ngx_int_t
 ngx_http_mcig_manifests_apply(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf,
-    ngx_array_t *pools, ngx_http_upstream_mcig_srv_conf_t *pool)
+    ngx_array_t *pools, ngx_array_t *regions,
+    ngx_http_upstream_mcig_srv_conf_t *pool)
 {
     size_t                               i;
     ngx_str_t                           *host;
@@ -257,17 +261,136 @@ ngx_http_mcig_manifests_apply(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf,
 
     if (ngx_http_mcig_manifests_health(cf, pool, p) != NGX_OK
         || ngx_http_mcig_manifests_metrics(cf, pool, p) != NGX_OK
-        || ngx_http_mcig_manifests_objectives(cf, pool, p) != NGX_OK)
+        || ngx_http_mcig_manifests_objectives(cf, pool, p) != NGX_OK
+        || ngx_http_mcig_manifests_members(cf, pool, p, regions) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (p->nmembers) {
-        ngx_log_error(NGX_LOG_WARN, cf->log, 0,
-                      "mcig_manifests: %s:%uD: the EndpointSlice members of "
-                      "pool \"%V\" are not used: list them as \"server\" "
-                      "lines of its upstream",
-                      p->members[0].src.file, p->members[0].src.line, host);
+    return NGX_OK;
+}
+
+
+/*
+ * EndpointSlice members join the pool's server lines (one naming the same
+ * address wins): weight 1, nginx's max_fails and fail_timeout defaults,
+ * "down" while not ready.  With mcig_regions, a member's region is its
+ * zone's.
+ */
+
+static ngx_int_t
+ngx_http_mcig_manifests_members(ngx_conf_t *cf,
+    ngx_http_upstream_mcig_srv_conf_t *pool, const mcig_manifest_pool_t *p,
+    ngx_array_t *regions)
+{
+    size_t                         i, j;
+    ngx_url_t                      u;
+    ngx_str_t                      text;
+    ngx_addr_t                    *addr;
+    ngx_http_mcig_region_conf_t   *rc;
+    ngx_http_upstream_server_t    *server;
+    ngx_http_upstream_srv_conf_t  *us;
+    const mcig_manifest_member_t  *m;
+
+    us = pool->upstream;
+
+    for (i = 0; i < p->nmembers; i++) {
+        m = &p->members[i];
+
+        text.data = (u_char *) m->text;
+        text.len = ngx_strlen(m->text);
+
+        server = us->servers->elts;
+
+        for (j = 0; j < us->servers->nelts; j++) {
+            if (server[j].name.len == text.len
+                && ngx_strncmp(server[j].name.data, text.data, text.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j < us->servers->nelts) {
+            continue;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = text;
+        u.default_port = (in_port_t) m->port;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "mcig_manifests: %s:%uD:%uD: %s in member \"%V\"",
+                          m->src.file, m->src.line, m->src.column,
+                          u.err ? u.err : "invalid address", &text);
+            return NGX_ERROR;
+        }
+
+        server = ngx_array_push(us->servers);
+        if (server == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memzero(server, sizeof(ngx_http_upstream_server_t));
+
+        server->name = text;
+        server->addrs = u.addrs;
+        server->naddrs = u.naddrs;
+        server->weight = 1;
+        server->max_fails = 1;
+        server->fail_timeout = 10;
+        server->down = !m->ready;
+
+        if (m->region == NULL || regions == NULL) {
+            continue;
+        }
+
+        if (pool->region_confs == NULL) {
+            pool->region_confs = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_mcig_region_conf_t));
+            if (pool->region_confs == NULL) {
+                return NGX_ERROR;
+            }
+        }
+
+        rc = pool->region_confs->elts;
+
+        for (j = 0; j < pool->region_confs->nelts; j++) {
+            if (rc[j].cluster.len == 0
+                && rc[j].region.len == ngx_strlen(m->region)
+                && ngx_strncmp(rc[j].region.data, m->region,
+                               rc[j].region.len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == pool->region_confs->nelts) {
+            rc = ngx_array_push(pool->region_confs);
+            if (rc == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(rc, sizeof(ngx_http_mcig_region_conf_t));
+            rc->region.data = (u_char *) m->region;
+            rc->region.len = ngx_strlen(m->region);
+
+            if (ngx_array_init(&rc->addrs, cf->pool, 4, sizeof(ngx_addr_t))
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+        } else {
+            rc = &rc[j];
+        }
+
+        addr = ngx_array_push_n(&rc->addrs, u.naddrs);
+        if (addr == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(addr, u.addrs, u.naddrs * sizeof(ngx_addr_t));
     }
 
     return NGX_OK;

@@ -202,6 +202,7 @@ typedef struct {
 /* an upstream {} with mcig_pool: an InferencePool */
 typedef struct {
     ngx_flag_t                      enabled;
+    ngx_uint_t                      placeholder;  /* index in servers */
     ngx_uint_t                      max_in_flight;
     ngx_msec_t                      request_timeout;
     ngx_array_t                    *objectives;   /* objective_t */
@@ -336,7 +337,7 @@ ngx_int_t ngx_http_upstream_mcig_metrics_set(ngx_conf_t *cf,
 char *ngx_http_mcig_manifests_load(ngx_conf_t *cf,
     ngx_http_mcig_manifests_t *mf, ngx_str_t *pattern);
 ngx_int_t ngx_http_mcig_manifests_apply(ngx_conf_t *cf,
-    ngx_http_mcig_manifests_t *mf, ngx_array_t *pools,
+    ngx_http_mcig_manifests_t *mf, ngx_array_t *pools, ngx_array_t *regions,
     ngx_http_upstream_mcig_srv_conf_t *pool);
 ngx_int_t ngx_http_mcig_rewrite_model(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx);

@@ -300,9 +300,25 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
                                              ngx_http_upstream_mcig_module);
 
     /* what manifests set, where the upstream block does not */
-    if (ngx_http_mcig_manifests_apply(cf, &mcf->manifests, &mcf->pools, pool)
+    if (ngx_http_mcig_manifests_apply(cf, &mcf->manifests, &mcf->pools,
+                                      mcf->regions, pool)
         != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    server = us->servers->elts;
+
+    ngx_memmove(&server[pool->placeholder], &server[pool->placeholder + 1],
+                (us->servers->nelts - pool->placeholder - 1)
+                * sizeof(ngx_http_upstream_server_t));
+    us->servers->nelts--;
+
+    if (us->servers->nelts == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "no servers are inside upstream \"%V\" in %s:%ui, "
+                      "and no EndpointSlice of mcig_manifests names it",
+                      &us->host, us->file_name, us->line);
         return NGX_ERROR;
     }
 
@@ -1601,6 +1617,20 @@ ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     pool->enabled = 1;
     pool->upstream = uscf;
+
+    /*
+     * nginx wants a server line in every upstream{}, but a pool may take
+     * its members from EndpointSlice manifests alone: an empty entry
+     * stands in until the pool starts, where it is taken out
+     */
+    pool->placeholder = uscf->servers->nelts;
+
+    if (ngx_array_push(uscf->servers) == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero((ngx_http_upstream_server_t *) uscf->servers->elts
+                + pool->placeholder, sizeof(ngx_http_upstream_server_t));
 
     mcf = ngx_http_conf_get_module_main_conf(cf,
                                              ngx_http_upstream_mcig_module);

@@ -532,3 +532,57 @@ Mcig::html_file("split.txt", ($one + $two == 400 && $one >= 265 && $one <= 335)
 GET /split.txt
 --- response_body
 ok
+
+
+
+=== TEST 13: members from an EndpointSlice, regions from their zones, not ready ones down
+--- http_config eval
+$::Mcig::members . <<'_EOC_';
+    mcig_regions europe-west3 us-east4;
+    mcig_manifests ../html/slices.yaml;
+
+    upstream vllm {
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ { proxy_pass http://vllm; }
+    location = /status { mcig_status; }
+--- user_files
+>>> slices.yaml
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: vllm-abcde
+  namespace: default
+  labels:
+    inference.networking.k8s.io/pool-name: vllm
+addressType: IPv4
+ports:
+- name: http
+  port: $TEST_NGINX_SERVER_PORT
+  protocol: TCP
+endpoints:
+- addresses: ["127.0.0.2"]
+  conditions: {ready: true}
+  zone: europe-west3-c
+- addresses: ["127.0.0.3"]
+  conditions: {ready: false}
+  zone: us-east4-a
+--- request eval
+["GET /v1/a", "GET /v1/b", "GET /status"]
+--- response_body_like eval
+["^127.0.0.2\n\$", "^127.0.0.2\n\$",
+ qr/"address":"127.0.0.2:\d+","region":"europe-west3","cluster":"".*"address":"127.0.0.3:\d+","region":"us-east4"/]
+
+
+
+=== TEST 14: an upstream with neither server lines nor EndpointSlice members
+--- http_config
+    upstream vllm {
+        mcig_pool;
+    }
+--- config
+--- must_die
+--- error_log eval
+qr/no servers are inside upstream "vllm" in \S+:\d+, and no EndpointSlice of mcig_manifests names it/
