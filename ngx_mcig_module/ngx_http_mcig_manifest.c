@@ -708,7 +708,8 @@ ngx_http_mcig_splice_body(ngx_http_request_t *r, off_t offset, off_t len,
 {
     off_t         at, size, delta;
     u_char       *p;
-    ngx_buf_t    *b, *head, *tail, *mid;
+    ngx_uint_t    k;
+    ngx_buf_t    *b, *head, *tail, *mid, *parts[3];
     ngx_chain_t  *cl, **ll, *out, *next;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
@@ -761,32 +762,20 @@ ngx_http_mcig_splice_body(ngx_http_request_t *r, off_t offset, off_t len,
         head->last_buf = 0;
         head->last_in_chain = 0;
 
-        cl = ngx_alloc_chain_link(r->pool);
-        if (cl == NULL) {
-            return NGX_ERROR;
+        parts[0] = head;
+        parts[1] = mid;
+        parts[2] = tail;
+
+        for (k = 0; k < 3; k++) {
+            cl = ngx_alloc_chain_link(r->pool);
+            if (cl == NULL) {
+                return NGX_ERROR;
+            }
+
+            cl->buf = parts[k];
+            *ll = cl;
+            ll = &cl->next;
         }
-
-        cl->buf = head;
-        *ll = cl;
-        ll = &cl->next;
-
-        cl = ngx_alloc_chain_link(r->pool);
-        if (cl == NULL) {
-            return NGX_ERROR;
-        }
-
-        cl->buf = mid;
-        *ll = cl;
-        ll = &cl->next;
-
-        cl = ngx_alloc_chain_link(r->pool);
-        if (cl == NULL) {
-            return NGX_ERROR;
-        }
-
-        cl->buf = tail;
-        *ll = cl;
-        ll = &cl->next;
 
         at += size;
     }
