@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ngx_mcig_module: installs what is missing, builds the
-# module, runs the core's unit tests (cmocka, under ASan+UBSan) and the
-# Test::Nginx suite against the installed nginx.  Ends with one line
-# "N passed, N failed"; exits non-zero on any failure.
+# module, runs the core's unit tests (cmocka, under ASan+UBSan), the vLLM
+# simulator's tests and the Test::Nginx suite against the installed nginx.
+# Ends with one line "N passed, N failed"; exits non-zero on any failure.
 #
 #   util/test.sh              everything
 #   util/test.sh t/003*.t     only these Test::Nginx files (after unit tests)
@@ -48,6 +48,27 @@ for src in t/unit/test_*.c; do
         failed=$((failed + 1))
     fi
 done
+
+# --- the simulator's tests (Python's unittest) --------------------------
+
+out=$(/usr/bin/python3 -m unittest util/sim/test_sim.py 2>&1)
+rc=$?
+n_run=$(echo "$out" | sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p')
+# "FAILED (failures=1, errors=2)"
+n_bad=$(echo "$out" | awk -F'[=,)]' '/^FAILED \(/ {
+            for (i = 2; i <= NF; i += 2) n += $i } END { print n + 0 }')
+n_run=${n_run:-0}
+n_bad=${n_bad:-0}
+
+if [ "$rc" != 0 ] && [ "$n_bad" = 0 ]; then
+    echo "$out" | tail -20
+    echo "sim: util/sim/test_sim.py exited with status $rc"
+    n_bad=1
+fi
+
+echo "sim: $((n_run - n_bad)) passed, $n_bad failed"
+passed=$((passed + n_run - n_bad))
+failed=$((failed + n_bad))
 
 # --- Test::Nginx suite -------------------------------------------------
 
