@@ -139,7 +139,9 @@ static ngx_http_mcig_error_kind_t  ngx_http_mcig_error_kinds[] = {
     { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", 1 },
     { NGX_HTTP_GATEWAY_TIME_OUT, "server_error", 0 },
     { 0, "invalid_request_error", 0 },                  /* nginx's 4xx */
-    { 0, "server_error", 0 }                            /* nginx's 5xx */
+    { 0, "server_error", 0 },                           /* nginx's 5xx */
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_error", 1 },  /* queue full */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", 1 }     /* queue timeout */
 };
 
 

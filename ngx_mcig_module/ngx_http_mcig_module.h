@@ -20,6 +20,7 @@
 #include "mcig_manifest.h"
 #include "mcig_pick.h"
 #include "mcig_prom.h"
+#include "mcig_queue.h"
 #include "mcig_region.h"
 #include "mcig_score.h"
 
@@ -41,8 +42,25 @@ typedef enum {
     NGX_HTTP_MCIG_ERR_NO_MEMBER,      /* 503: no member can take it */
     NGX_HTTP_MCIG_ERR_DEADLINE,       /* 504: pool timeout passed */
     NGX_HTTP_MCIG_ERR_NGINX_CLIENT,   /* nginx's own 4xx error */
-    NGX_HTTP_MCIG_ERR_NGINX_SERVER    /* nginx's own 5xx error */
+    NGX_HTTP_MCIG_ERR_NGINX_SERVER,   /* nginx's own 5xx error */
+    NGX_HTTP_MCIG_ERR_QUEUE_FULL,     /* 429: the pool's queue is full */
+    NGX_HTTP_MCIG_ERR_QUEUE_TIMEOUT   /* 503: waited its time in the queue */
 } ngx_http_mcig_error_e;
+
+
+/* what became of requests that met a pool's queue (flow control) */
+typedef enum {
+    NGX_HTTP_MCIG_QUEUE_QUEUED = 0,   /* waited */
+    NGX_HTTP_MCIG_QUEUE_DISPATCHED,   /* went on to a member after waiting */
+    NGX_HTTP_MCIG_QUEUE_FULL,         /* 429: no room in the queue */
+    NGX_HTTP_MCIG_QUEUE_TIMEOUT,      /* 503: waited the queue's timeout */
+    NGX_HTTP_MCIG_QUEUE_ABANDONED,    /* its client went away while waiting */
+    NGX_HTTP_MCIG_QUEUE_OUTCOMES
+} ngx_http_mcig_queue_outcome_e;
+
+
+/* buckets of the wait histogram, the last one +Inf */
+#define NGX_HTTP_MCIG_QUEUE_BUCKETS  14
 
 
 /* one pool member's state in the shared zone */
@@ -120,6 +138,22 @@ typedef struct {
      * without a lock: a race can only shift a restore by one request.
      */
     mcig_region_state_t             region_state[MCIG_REGIONS_MAX];
+
+    /*
+     * Flow control (ngx_http_mcig_queue.c): requests waiting in every
+     * worker's queue, and per worker slot and priority band, so that a
+     * worker holds its lower bands while a higher one waits anywhere and
+     * the counts of an exited worker can be dropped; each slot's counts
+     * are written by its worker only.
+     */
+    ngx_atomic_t                    queue_waiting;
+    ngx_atomic_t                    queue_outcomes[
+                                        NGX_HTTP_MCIG_QUEUE_OUTCOMES];
+    ngx_atomic_t                    queue_wait_ms;   /* sum, dispatched */
+    ngx_atomic_t                    queue_wait_buckets[
+                                        NGX_HTTP_MCIG_QUEUE_BUCKETS];
+    mcig_queue_counts_t             queue_by_worker[
+                                        NGX_HTTP_MCIG_WORKER_SLOTS];
     u_char                          key[1];
 } ngx_http_mcig_pool_node_t;
 
@@ -130,6 +164,9 @@ typedef struct {
     ngx_atomic_t                    generation;
     ngx_atomic_t                    requests;
     ngx_atomic_t                    shed;
+    ngx_atomic_t                    queued;
+    ngx_atomic_t                    queue_full;
+    ngx_atomic_t                    queue_timeout;
     u_char                          key[1];
 } ngx_http_mcig_objective_node_t;
 
@@ -324,6 +361,10 @@ ngx_http_upstream_mcig_srv_conf_t *ngx_http_upstream_mcig_hashing_pool(
     ngx_http_request_t *r, ngx_http_upstream_mcig_srv_conf_t *pool);
 
 ngx_array_t *ngx_http_mcig_pools(ngx_http_request_t *r);
+void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+ngx_int_t ngx_http_upstream_mcig_saturated(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity);
 char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -342,6 +383,35 @@ ngx_int_t ngx_http_mcig_manifests_apply(ngx_conf_t *cf,
 ngx_int_t ngx_http_mcig_rewrite_model(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx);
 
+/* flow control: ngx_http_mcig_queue.c */
+typedef struct {
+    ngx_flag_t                      enable;
+    ngx_uint_t                      max;          /* waiting, all workers */
+    ngx_uint_t                      max_per_priority;
+    ngx_msec_t                      timeout;
+    ngx_flag_t                      queue_sheddable;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+    void                           *worker;       /* this worker's queue */
+} ngx_http_mcig_queue_conf_t;
+
+typedef struct {
+    ngx_int_t                       priority;
+    ngx_uint_t                      waiting;
+} ngx_http_mcig_queue_band_t;
+
+extern const ngx_msec_t  ngx_http_mcig_queue_bucket_ms[
+                             NGX_HTTP_MCIG_QUEUE_BUCKETS - 1];
+
+ngx_int_t ngx_http_mcig_queue_init_process(ngx_cycle_t *cycle,
+    ngx_int_t slot);
+void ngx_http_mcig_queue_release_slot(ngx_http_mcig_shctx_t *sh,
+    ngx_slab_pool_t *shpool, ngx_uint_t slot, ngx_log_t *log);
+void ngx_http_mcig_queue_wake(ngx_http_upstream_mcig_srv_conf_t *pool);
+ngx_http_mcig_queue_conf_t *ngx_http_mcig_queue_conf(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+ngx_uint_t ngx_http_mcig_queue_bands(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_queue_band_t *bands, ngx_uint_t max);
+
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);
 void ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
@@ -350,6 +420,7 @@ void ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
 
 extern ngx_module_t  ngx_http_mcig_module;
 extern ngx_module_t  ngx_http_upstream_mcig_module;
+extern ngx_module_t  ngx_http_mcig_queue_module;
 
 
 #endif /* _NGX_HTTP_MCIG_MODULE_H_INCLUDED_ */

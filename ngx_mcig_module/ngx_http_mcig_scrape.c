@@ -636,6 +636,9 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     node->dispatched = 0;
     (void) ngx_atomic_fetch_add(&node->scrapes, 1);
 
+    /* the member may have room again for what waits in this worker */
+    ngx_http_mcig_queue_wake(s->pool);
+
     if (curl_easy_getinfo(t->easy, CURLINFO_TOTAL_TIME_T, &usec) == CURLE_OK) {
         node->scrape_usec = (ngx_atomic_uint_t) usec;
     }

@@ -32,7 +32,21 @@ static ngx_int_t ngx_http_mcig_status_send(ngx_http_request_t *r,
 static cJSON *ngx_http_mcig_status_pool(
     ngx_http_upstream_mcig_srv_conf_t *pool);
 static cJSON *ngx_http_mcig_status_string(ngx_str_t *s);
+static void ngx_http_mcig_status_queue(cJSON *p,
+    ngx_http_upstream_mcig_srv_conf_t *pool);
+static ngx_uint_t ngx_http_mcig_status_priorities(
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_mcig_queue_band_t *b);
+static u_char *ngx_http_mcig_status_queue_series(u_char *p,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_str_t *name,
+    ngx_uint_t family, ngx_http_mcig_queue_band_t *bands);
 static u_char *ngx_http_mcig_label(u_char *p, ngx_str_t *value);
+
+
+/* waiting bands a status answer shows, besides the objectives' priorities */
+#define NGX_HTTP_MCIG_STATUS_BANDS  64
+
+/* the first family of flow control in ngx_http_mcig_families[] */
+#define NGX_HTTP_MCIG_QUEUE_FAMILY  17
 
 
 char *
@@ -163,7 +177,13 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
                                 pool->node->no_member);
         cJSON_AddNumberToObject(item, "deadline_exceeded",
                                 pool->node->deadline);
+        cJSON_AddNumberToObject(item, "queue_full",
+                      pool->node->queue_outcomes[NGX_HTTP_MCIG_QUEUE_FULL]);
+        cJSON_AddNumberToObject(item, "queue_timeout",
+                      pool->node->queue_outcomes[NGX_HTTP_MCIG_QUEUE_TIMEOUT]);
     }
+
+    ngx_http_mcig_status_queue(p, pool);
 
     item = cJSON_AddObjectToObject(p, "responses");
     if (item) {
@@ -320,6 +340,11 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
             cJSON_AddNumberToObject(item, "priority", obj[i].priority);
             cJSON_AddNumberToObject(item, "requests", obj[i].node->requests);
             cJSON_AddNumberToObject(item, "shed", obj[i].node->shed);
+            cJSON_AddNumberToObject(item, "queued", obj[i].node->queued);
+            cJSON_AddNumberToObject(item, "queue_full",
+                                    obj[i].node->queue_full);
+            cJSON_AddNumberToObject(item, "queue_timeout",
+                                    obj[i].node->queue_timeout);
         }
     }
 
@@ -333,9 +358,101 @@ ngx_http_mcig_status_pool(ngx_http_upstream_mcig_srv_conf_t *pool)
         cJSON_AddNumberToObject(item, "requests",
                                 pool->default_objective->requests);
         cJSON_AddNumberToObject(item, "shed", pool->default_objective->shed);
+        cJSON_AddNumberToObject(item, "queued",
+                                pool->default_objective->queued);
+        cJSON_AddNumberToObject(item, "queue_full",
+                                pool->default_objective->queue_full);
+        cJSON_AddNumberToObject(item, "queue_timeout",
+                                pool->default_objective->queue_timeout);
     }
 
     return p;
+}
+
+
+/* the pool's queue (flow control): null when it has none */
+
+static void
+ngx_http_mcig_status_queue(cJSON *p, ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    u_char                       le[NGX_INT_T_LEN + 1];
+    ngx_uint_t                   i, n, sum;
+    cJSON                       *q, *list, *item, *wait;
+    ngx_atomic_t                *outcomes;
+    ngx_http_mcig_queue_conf_t  *qcf;
+    ngx_http_mcig_queue_band_t   bands[NGX_HTTP_MCIG_STATUS_BANDS];
+
+    qcf = ngx_http_mcig_queue_conf(pool);
+
+    if (!qcf->enable) {
+        cJSON_AddNullToObject(p, "queue");
+        return;
+    }
+
+    q = cJSON_AddObjectToObject(p, "queue");
+    if (q == NULL) {
+        return;
+    }
+
+    outcomes = pool->node->queue_outcomes;
+
+    cJSON_AddNumberToObject(q, "max", qcf->max);
+    cJSON_AddNumberToObject(q, "max_per_priority", qcf->max_per_priority);
+    cJSON_AddNumberToObject(q, "timeout_ms", qcf->timeout);
+    cJSON_AddStringToObject(q, "sheddable",
+                            qcf->queue_sheddable ? "queue" : "shed");
+    cJSON_AddNumberToObject(q, "depth",
+                  (double) ngx_max((ngx_atomic_int_t) pool->node->queue_waiting,
+                                   0));
+
+    list = cJSON_AddArrayToObject(q, "bands");
+    n = ngx_http_mcig_queue_bands(pool, bands, NGX_HTTP_MCIG_STATUS_BANDS);
+
+    for (i = 0; list && i < n; i++) {
+        item = cJSON_CreateObject();
+        if (item == NULL) {
+            break;
+        }
+
+        cJSON_AddItemToArray(list, item);
+        cJSON_AddNumberToObject(item, "priority", bands[i].priority);
+        cJSON_AddNumberToObject(item, "waiting", bands[i].waiting);
+    }
+
+    cJSON_AddNumberToObject(q, "queued", outcomes[NGX_HTTP_MCIG_QUEUE_QUEUED]);
+    cJSON_AddNumberToObject(q, "dispatched",
+                            outcomes[NGX_HTTP_MCIG_QUEUE_DISPATCHED]);
+    cJSON_AddNumberToObject(q, "queue_full",
+                            outcomes[NGX_HTTP_MCIG_QUEUE_FULL]);
+    cJSON_AddNumberToObject(q, "queue_timeout",
+                            outcomes[NGX_HTTP_MCIG_QUEUE_TIMEOUT]);
+    cJSON_AddNumberToObject(q, "abandoned",
+                            outcomes[NGX_HTTP_MCIG_QUEUE_ABANDONED]);
+
+    /* waits of the dispatched requests; buckets cumulative, as Prometheus */
+    wait = cJSON_AddObjectToObject(q, "wait_ms");
+    if (wait == NULL) {
+        return;
+    }
+
+    cJSON_AddNumberToObject(wait, "count",
+                            outcomes[NGX_HTTP_MCIG_QUEUE_DISPATCHED]);
+    cJSON_AddNumberToObject(wait, "sum", pool->node->queue_wait_ms);
+
+    item = cJSON_AddObjectToObject(wait, "buckets");
+    sum = 0;
+
+    for (i = 0; item && i < NGX_HTTP_MCIG_QUEUE_BUCKETS; i++) {
+        sum += pool->node->queue_wait_buckets[i];
+
+        if (i < NGX_HTTP_MCIG_QUEUE_BUCKETS - 1) {
+            *ngx_sprintf(le, "%M", ngx_http_mcig_queue_bucket_ms[i]) = '\0';
+        } else {
+            ngx_cpystrn(le, (u_char *) "+Inf", sizeof("+Inf"));
+        }
+
+        cJSON_AddNumberToObject(item, (char *) le, sum);
+    }
 }
 
 
@@ -409,6 +526,22 @@ static ngx_str_t  ngx_http_mcig_families[] = {
     ngx_string("# HELP mcig_member_scrape_duration_seconds"
                " Duration of the member's last good scrape.\n"
                "# TYPE mcig_member_scrape_duration_seconds gauge\n"),
+
+    /* flow control: NGX_HTTP_MCIG_QUEUE_FAMILY on */
+    ngx_string("# HELP mcig_pool_queue_depth"
+               " Requests waiting in the pool's queue, all workers, by"
+               " priority.\n"
+               "# TYPE mcig_pool_queue_depth gauge\n"),
+    ngx_string("# HELP mcig_pool_queue_requests_total"
+               " Requests that met the pool's queue, by outcome.\n"
+               "# TYPE mcig_pool_queue_requests_total counter\n"),
+    ngx_string("# HELP mcig_pool_queue_wait_seconds"
+               " Time dispatched requests waited in the pool's queue.\n"
+               "# TYPE mcig_pool_queue_wait_seconds histogram\n"),
+    ngx_string("# HELP mcig_objective_queue_requests_total"
+               " Requests that waited or were refused by the queue, by"
+               " InferenceObjective.\n"
+               "# TYPE mcig_objective_queue_requests_total counter\n"),
 };
 
 
@@ -419,12 +552,13 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     size_t                               size;
     ngx_int_t                            rc;
     ngx_str_t                            type;
-    ngx_uint_t                           i, j, family;
+    ngx_uint_t                           i, j, family, nobj;
     ngx_array_t                         *pools;
     ngx_http_mcig_member_t              *m;
     ngx_http_mcig_metrics_t              metrics;
     ngx_http_mcig_objective_t           *obj;
     ngx_http_mcig_member_node_t         *node;
+    ngx_http_mcig_queue_band_t          *bands;
     ngx_http_upstream_mcig_srv_conf_t  **pool;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -442,8 +576,14 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     /* HELP and TYPE lines, then every series with its labels escaped */
     size = sizeof(ngx_http_mcig_families) / sizeof(ngx_str_t) * 192;
 
+    nobj = 0;
+
     for (i = 0; pools && i < pools->nelts; i++) {
         size_t  longest = 0;
+
+        if (pool[i]->objectives) {
+            nobj = ngx_max(nobj, pool[i]->objectives->nelts);
+        }
 
         for (j = 0; j < pool[i]->nmembers; j++) {
             longest = ngx_max(longest, pool[i]->members[j].name.len);
@@ -464,10 +604,22 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
                  + (pool[i]->regions ? pool[i]->regions->nelts : 0)
                  + 2 * (1 + (obj ? pool[i]->objectives->nelts : 0)))
                 * (128 + 2 * pool[i]->key.len + 2 * longest);
+
+        /* flow control: bands, outcomes, histogram, objectives' series */
+        size += (2 + NGX_HTTP_MCIG_STATUS_BANDS + NGX_HTTP_MCIG_QUEUE_OUTCOMES
+                 + NGX_HTTP_MCIG_QUEUE_BUCKETS + 2
+                 + 4 * (1 + (obj ? pool[i]->objectives->nelts : 0)))
+                * (128 + 2 * pool[i]->key.len + 2 * longest);
     }
 
     buf = ngx_pnalloc(r->pool, size);
     if (buf == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    bands = ngx_palloc(r->pool, (1 + NGX_HTTP_MCIG_STATUS_BANDS + nobj)
+                                * sizeof(ngx_http_mcig_queue_band_t));
+    if (bands == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -488,6 +640,13 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
 
             name.data = pool[i]->key.data + 1;
             name.len = pool[i]->key.len - 1;
+
+            if (family >= NGX_HTTP_MCIG_QUEUE_FAMILY) {
+                p = ngx_http_mcig_status_queue_series(p, pool[i], &name,
+                                          family - NGX_HTTP_MCIG_QUEUE_FAMILY,
+                                          bands);
+                continue;
+            }
 
             if (family == 15) {
                 for (j = 1; j < 6; j++) {
@@ -559,12 +718,18 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
             if (family == 10) {
                 ngx_atomic_t  *count[] = { &pool[i]->node->saturated,
                                            &pool[i]->node->no_member,
-                                           &pool[i]->node->deadline };
+                                           &pool[i]->node->deadline,
+                                           &pool[i]->node->queue_outcomes[
+                                               NGX_HTTP_MCIG_QUEUE_FULL],
+                                           &pool[i]->node->queue_outcomes[
+                                               NGX_HTTP_MCIG_QUEUE_TIMEOUT] };
                 const char    *reason[] = { "pool_saturated",
                                             "no_member_available",
-                                            "deadline_exceeded" };
+                                            "deadline_exceeded",
+                                            "queue_full",
+                                            "queue_timeout" };
 
-                for (j = 0; j < 3; j++) {
+                for (j = 0; j < 5; j++) {
                     p = ngx_sprintf(p, "mcig_pool_refused_total{pool=\"");
                     p = ngx_http_mcig_label(p, &name);
                     p = ngx_sprintf(p, "\",reason=\"%s\"} %uA\n", reason[j],
@@ -681,6 +846,158 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     ngx_str_set(&type, "text/plain; version=0.0.4");
 
     return ngx_http_mcig_status_send(r, &type, buf, p - buf);
+}
+
+
+/*
+ * The priorities a pool's depth is shown for: those waiting, and the
+ * objectives' and 0 (no objective) with nothing waiting, highest first.
+ */
+
+static ngx_uint_t
+ngx_http_mcig_status_priorities(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_queue_band_t *b)
+{
+    ngx_int_t                   prio;
+    ngx_uint_t                  i, j, k, n, nobj;
+    ngx_http_mcig_objective_t  *obj;
+
+    n = ngx_http_mcig_queue_bands(pool, b, NGX_HTTP_MCIG_STATUS_BANDS);
+
+    obj = pool->objectives ? pool->objectives->elts : NULL;
+    nobj = obj ? pool->objectives->nelts : 0;
+
+    for (k = 0; k <= nobj; k++) {
+        prio = (k < nobj) ? obj[k].priority : 0;
+
+        for (j = 0; j < n && b[j].priority > prio; j++) {
+            /* void */
+        }
+
+        if (j < n && b[j].priority == prio) {
+            continue;
+        }
+
+        for (i = n; i > j; i--) {
+            b[i] = b[i - 1];
+        }
+
+        b[j].priority = prio;
+        b[j].waiting = 0;
+        n++;
+    }
+
+    return n;
+}
+
+
+/* the series of a flow-control family for one pool */
+
+static u_char *
+ngx_http_mcig_status_queue_series(u_char *p,
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_str_t *name,
+    ngx_uint_t family, ngx_http_mcig_queue_band_t *bands)
+{
+    ngx_uint_t                       i, j, n, sum;
+    ngx_str_t                        oname;
+    ngx_atomic_t                    *outcomes;
+    ngx_http_mcig_objective_t       *obj;
+    ngx_http_mcig_objective_node_t  *on;
+
+    static const char  *outcome[] = { "queued", "dispatched", "queue_full",
+                                      "queue_timeout", "abandoned" };
+
+    if (!ngx_http_mcig_queue_conf(pool)->enable) {
+        return p;
+    }
+
+    outcomes = pool->node->queue_outcomes;
+
+    switch (family) {
+
+    case 0:
+        n = ngx_http_mcig_status_priorities(pool, bands);
+
+        for (i = 0; i < n; i++) {
+            p = ngx_sprintf(p, "mcig_pool_queue_depth{pool=\"");
+            p = ngx_http_mcig_label(p, name);
+            p = ngx_sprintf(p, "\",priority=\"%i\"} %ui\n",
+                            bands[i].priority, bands[i].waiting);
+        }
+
+        break;
+
+    case 1:
+        for (i = 0; i < NGX_HTTP_MCIG_QUEUE_OUTCOMES; i++) {
+            p = ngx_sprintf(p, "mcig_pool_queue_requests_total{pool=\"");
+            p = ngx_http_mcig_label(p, name);
+            p = ngx_sprintf(p, "\",outcome=\"%s\"} %uA\n", outcome[i],
+                            outcomes[i]);
+        }
+
+        break;
+
+    case 2:
+        sum = 0;
+
+        for (i = 0; i < NGX_HTTP_MCIG_QUEUE_BUCKETS; i++) {
+            sum += pool->node->queue_wait_buckets[i];
+
+            p = ngx_sprintf(p, "mcig_pool_queue_wait_seconds_bucket{pool=\"");
+            p = ngx_http_mcig_label(p, name);
+
+            if (i < NGX_HTTP_MCIG_QUEUE_BUCKETS - 1) {
+                p = ngx_sprintf(p, "\",le=\"%M.%03M\"} %ui\n",
+                                ngx_http_mcig_queue_bucket_ms[i] / 1000,
+                                ngx_http_mcig_queue_bucket_ms[i] % 1000, sum);
+            } else {
+                p = ngx_sprintf(p, "\",le=\"+Inf\"} %ui\n", sum);
+            }
+        }
+
+        p = ngx_sprintf(p, "mcig_pool_queue_wait_seconds_sum{pool=\"");
+        p = ngx_http_mcig_label(p, name);
+        p = ngx_sprintf(p, "\"} %uA.%03uA\n", pool->node->queue_wait_ms / 1000,
+                        pool->node->queue_wait_ms % 1000);
+
+        p = ngx_sprintf(p, "mcig_pool_queue_wait_seconds_count{pool=\"");
+        p = ngx_http_mcig_label(p, name);
+        p = ngx_sprintf(p, "\"} %ui\n", sum);
+
+        break;
+
+    default:
+        obj = pool->objectives ? pool->objectives->elts : NULL;
+
+        for (j = 0; j <= (obj ? pool->objectives->nelts : 0); j++) {
+            if (obj && j < pool->objectives->nelts) {
+                oname = obj[j].name;
+                on = obj[j].node;
+
+            } else {
+                ngx_str_null(&oname);
+                on = pool->default_objective;
+            }
+
+            for (i = 0; i < 3; i++) {
+                p = ngx_sprintf(p,
+                                "mcig_objective_queue_requests_total{pool=\"");
+                p = ngx_http_mcig_label(p, name);
+                p = ngx_sprintf(p, "\",objective=\"");
+                p = ngx_http_mcig_label(p, &oname);
+                p = ngx_sprintf(p, "\",outcome=\"%s\"} %uA\n",
+                                i == 0 ? "queued"
+                                : i == 1 ? "queue_full" : "queue_timeout",
+                                i == 0 ? on->queued
+                                : i == 1 ? on->queue_full
+                                : on->queue_timeout);
+            }
+        }
+
+        break;
+    }
+
+    return p;
 }
 
 

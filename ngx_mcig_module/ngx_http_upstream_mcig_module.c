@@ -80,8 +80,6 @@ static void ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
 static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
     ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
 static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
-static void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
-    ngx_http_upstream_mcig_srv_conf_t *pool);
 
 static ngx_int_t ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -567,7 +565,7 @@ ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
 }
 
 
-static void
+void
 ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
     ngx_http_upstream_mcig_srv_conf_t *pool)
 {
@@ -867,6 +865,9 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
 
     ngx_http_upstream_free_round_robin_peer(pc, &pd->rrp, state);
 
+    /* room for a request waiting in this worker's queue of the pool */
+    ngx_http_mcig_queue_wake(pd->pool);
+
     if (pd->ctx->deadline_expired) {
         /* no retry once the pool's deadline has passed */
         pc->tries = 0;
@@ -1147,6 +1148,37 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     *load = (uint32_t) ngx_max(in_flight, 0);
     *capacity = (uint32_t) ngx_max(member->capacity, 1);
+}
+
+
+/*
+ * Whether admission would find the pool saturated now, for flow control
+ * before the upstream starts: the members ngx_http_upstream_admit_mcig_peer()
+ * offers, by the same rule.  A pool with no member available is not
+ * saturated: its requests go on, to get 503 from admission.
+ */
+
+ngx_int_t
+ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    mcig_pick_t                          pick;
+    ngx_http_upstream_rr_peers_t        *peers;
+    ngx_http_upstream_mcig_peer_data_t   pd;
+
+    peers = pool->upstream->peer.data;
+
+    ngx_memzero(&pd, sizeof(ngx_http_upstream_mcig_peer_data_t));
+    pd.rrp.peers = peers;
+    pd.pool = pool;
+
+    ngx_http_upstream_rr_peers_rlock(peers);
+
+    mcig_pick_start(&pick, &ngx_http_mcig_rng);
+    ngx_http_upstream_offer_mcig_peers(&pd, &pick, 0, -1, NULL);
+
+    ngx_http_upstream_rr_peers_unlock(peers);
+
+    return pick.best >= 0 && mcig_pick_saturated(&pick);
 }
 
 
@@ -1461,6 +1493,9 @@ ngx_http_upstream_mcig_release_slot(ngx_http_upstream_mcig_zone_t *zone,
                       "mcig: released %ui in-flight requests left by an "
                       "exited worker process", total);
     }
+
+    /* and the requests it counted as waiting in the pools' queues */
+    ngx_http_mcig_queue_release_slot(zone->sh, zone->shpool, slot, log);
 }
 
 
@@ -3182,6 +3217,12 @@ ngx_http_upstream_mcig_init_process(ngx_cycle_t *cycle)
     ngx_http_mcig_repair_event.cancelable = 1;
 
     ngx_add_timer(&ngx_http_mcig_repair_event, NGX_HTTP_MCIG_REPAIR_INTERVAL);
+
+    if (ngx_http_mcig_queue_init_process(cycle, ngx_http_mcig_slot)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return ngx_http_mcig_scrape_init_process(cycle, &mcf->pools, zone->sh);
 }

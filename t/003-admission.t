@@ -47,13 +47,14 @@ mcig: pool "saturated_a" is saturated, shed a request of priority -1
 
 
 
-=== TEST 2: saturated pool: priority >= 0 still goes to a member
+=== TEST 2: saturated pool without a queue: priority >= 0 still goes to a member
 --- http_config eval
 $Mcig::members . <<'_EOC_';
     upstream saturated_b {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
+        mcig_queue off;
         mcig_max_in_flight 1;
         mcig_objective batch priority=-1;
         mcig_objective food-review priority=10;

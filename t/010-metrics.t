@@ -108,6 +108,7 @@ $Mcig::members . <<'_EOC_';
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
+        mcig_queue off;
         mcig_metrics;
         mcig_balancing_mode custom_metrics max_utilization=60;
         mcig_objective batch priority=-1;
