@@ -14,6 +14,10 @@
 #   util/bench/run.sh score      endpoint scoring per request: a 16 KB chat
 #                                prompt hashed while scanned, matched against
 #                                the prefix index of 64 members, scored
+#   util/bench/run.sh routing    routing quality on the simulated vLLM fleet:
+#                                round robin, least_conn and the mcig modes
+#                                on five workloads at 30-120 % of capacity
+#                                (util/bench/routing.sh; about 10 minutes)
 #
 # Environment: BENCH_DURATION (seconds per wrk run, default 10),
 # BENCH_ROUNDS (alternations of the two configurations, default 2),
@@ -29,7 +33,8 @@ out="$root/build/bench/$mode"
 
 case "$mode" in
     overhead|scanner|prom|region|scrape|score) ;;
-    *) echo "usage: $0 overhead|scanner|prom|region|scrape|score" >&2; exit 2 ;;
+    routing) exec bash "$root/util/bench/routing.sh" ;;
+    *) echo "usage: $0 overhead|scanner|prom|region|scrape|score|routing" >&2; exit 2 ;;
 esac
 
 bash "$root/util/setup.sh"
