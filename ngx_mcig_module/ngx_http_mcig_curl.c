@@ -34,6 +34,7 @@ static CURLM             *ngx_http_mcig_multi;
 static ngx_event_t        ngx_http_mcig_curl_timer_event;
 static ngx_connection_t   ngx_http_mcig_curl_timer_conn;
 static ngx_log_t         *ngx_http_mcig_curl_log;
+static ngx_uint_t         ngx_http_mcig_curl_exiting;
 
 
 ngx_int_t
@@ -44,6 +45,8 @@ ngx_http_mcig_curl_init(ngx_cycle_t *cycle)
     if (ngx_http_mcig_multi) {
         return NGX_OK;
     }
+
+    ngx_http_mcig_curl_exiting = 0;
 
     info = curl_version_info(CURLVERSION_NOW);
 
@@ -144,6 +147,7 @@ ngx_http_mcig_curl_exit(void)
     }
 
     /* the owners remove and clean up their easy handles first */
+    ngx_http_mcig_curl_exiting = 1;
     curl_multi_cleanup(ngx_http_mcig_multi);
     ngx_http_mcig_multi = NULL;
 
@@ -157,19 +161,29 @@ ngx_http_mcig_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp,
 {
     ngx_connection_t  *c = socketp;
 
+    ngx_uint_t  flags;
+
     if (what == CURL_POLL_REMOVE) {
         if (c == NULL) {
             return 0;
         }
 
-        /* curl closes the socket itself, after this call */
+        /*
+         * curl closes the socket itself after this call, or keeps it idle
+         * in its cache.  When the worker exits, curl may have closed it
+         * already (a member that went away during the last transfer):
+         * the events are then dropped without asking epoll, for which the
+         * descriptor no longer exists
+         */
+
+        flags = ngx_http_mcig_curl_exiting ? NGX_CLOSE_EVENT : 0;
 
         if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, 0);
+            ngx_del_event(c->read, NGX_READ_EVENT, flags);
         }
 
         if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+            ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
         }
 
         curl_multi_assign(ngx_http_mcig_multi, s, NULL);
