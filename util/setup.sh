@@ -12,7 +12,7 @@ packages=(
     nginx nginx-dev libcurl4-openssl-dev libcjson-dev libyaml-dev libssl-dev
     libcmocka-dev gcc make pkg-config curl wrk perl libipc-run-perl
     libtest-longstring-perl libtext-diff-perl liburi-perl libtest-base-perl
-    libwww-perl libhttp-message-perl prometheus openssl procps
+    libwww-perl libhttp-message-perl prometheus openssl procps python3
 )
 
 missing=()
