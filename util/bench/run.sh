@@ -2,8 +2,9 @@
 # Benchmarks of ngx_mcig_module (loopback only, bounded in time).
 #
 #   util/bench/run.sh overhead   req/s and latency of nginx + mcig_pool vs
-#                                nginx round robin, same backends and
-#                                keepalive, 1 KB and 256 KB JSON bodies
+#                                nginx round robin and least_conn, same
+#                                backends and keepalive, JSON bodies of 1 KB,
+#                                64 KB and 1 MB (BENCH_BODIES="1k 256k")
 #   util/bench/run.sh scanner    body scanner throughput on chat bodies
 #   util/bench/run.sh prom       Prometheus parser throughput, 30 KB vLLM page
 #   util/bench/run.sh region     region and member choice per request, 3
@@ -139,6 +140,8 @@ port_rr=18180
 port_mcig=18181
 port_b1=18182
 port_b2=18183
+port_lc=18184
+bodies=${BENCH_BODIES:-1k 64k 1m}
 work="$out/nginx"
 rm -rf "$work"
 mkdir -p "$work/logs" "$work/tmp"
@@ -184,10 +187,18 @@ http {
         keepalive 64;
     }
 
+    upstream least_conn {
+        least_conn;
+        server 127.0.0.1:$port_b1;
+        server 127.0.0.1:$port_b2;
+        keepalive 64;
+    }
+
     upstream mcig {
         server 127.0.0.1:$port_b1;
         server 127.0.0.1:$port_b2;
         mcig_pool;
+        ${BENCH_MCIG_EXTRA:-}
         keepalive 64;
     }
 
@@ -196,6 +207,16 @@ http {
         keepalive_requests 100000;
         location / {
             proxy_pass http://round_robin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$port_lc backlog=4096;
+        keepalive_requests 100000;
+        location / {
+            proxy_pass http://least_conn;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }
@@ -224,11 +245,16 @@ trap cleanup EXIT
 /usr/sbin/nginx -c "$work/gateway.conf" -p "$work"
 sleep 0.5
 
-make_body 1024 "$out/body-1k.json"
-make_body 262144 "$out/body-256k.json"
+for body in $bodies; do
+    case "$body" in
+    *k) make_body $((${body%k} * 1024)) "$out/body-$body.json" ;;
+    *m) make_body $((${body%m} * 1048576)) "$out/body-$body.json" ;;
+    *)  echo "overhead: body sizes are like 1k or 1m, not $body" >&2; exit 2 ;;
+    esac
+done
 
 # a request through each configuration must succeed before measuring
-for port in $port_rr $port_mcig; do
+for port in $port_rr $port_lc $port_mcig; do
     code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
            --data-binary @"$out/body-1k.json" "http://127.0.0.1:$port/v1/chat/completions")
     [ "$code" = 200 ] || { echo "overhead: port $port answered $code" >&2; exit 1; }
@@ -256,11 +282,14 @@ run_wrk() {     # run_wrk PORT BODYFILE -> "rps p50_ms p99_ms"
 results="$out/results.csv"
 echo "body,config,round,rps,p50_ms,p99_ms" > "$results"
 
-for body in 1k 256k; do
+for body in $bodies; do
     for round in $(seq 1 "$rounds"); do
-        for config in round_robin mcig; do
-            port=$port_rr
-            [ "$config" = mcig ] && port=$port_mcig
+        for config in round_robin least_conn mcig; do
+            case $config in
+            round_robin) port=$port_rr ;;
+            least_conn)  port=$port_lc ;;
+            mcig)        port=$port_mcig ;;
+            esac
             read -r rps p50 p99 <<<"$(run_wrk "$port" "$out/body-$body.json")"
             echo "$body,$config,$round,$rps,$p50,$p99" >> "$results"
             echo "overhead: $body $config round $round: $rps req/s, p50 $p50 ms, p99 $p99 ms" >&2
@@ -274,25 +303,27 @@ if grep -qE '\[(alert|crit|emerg)\]' "$work/logs/gateway.log"; then
     exit 1
 fi
 
-python3 - "$results" "$out/results.md" <<'PY'
+python3 - "$results" "$out/results.md" $bodies <<'PY'
 import csv, sys, statistics as st
 rows = list(csv.DictReader(open(sys.argv[1])))
-out = ["| body | config | req/s | p50 ms | p99 ms | req/s ratio mcig / round robin |",
+out = ["| body | config | req/s | p50 ms | p99 ms | req/s ratio mcig / this |",
        "|---|---|---|---|---|---|"]
 result = []
-for body in ("1k", "256k"):
+for body in sys.argv[3:]:
     agg = {}
-    for cfg in ("round_robin", "mcig"):
+    for cfg in ("round_robin", "least_conn", "mcig"):
         rs = [r for r in rows if r["body"] == body and r["config"] == cfg]
         agg[cfg] = (st.mean(float(r["rps"]) for r in rs),
                     st.mean(float(r["p50_ms"]) for r in rs),
                     st.mean(float(r["p99_ms"]) for r in rs))
-    ratio = agg["mcig"][0] / agg["round_robin"][0]
-    for cfg in ("round_robin", "mcig"):
+    for cfg in ("round_robin", "least_conn", "mcig"):
         rps, p50, p99 = agg[cfg]
+        ratio = agg["mcig"][0] / rps
         out.append("| %s | %s | %.0f | %.3f | %.3f | %s |" % (
-            body, cfg, rps, p50, p99, "%.3f" % ratio if cfg == "mcig" else ""))
-    result.append("ratio_%s=%.3f" % (body, ratio))
+            body, cfg, rps, p50, p99, "%.3f" % ratio if cfg != "mcig" else ""))
+    result.append("ratio_rr_%s=%.3f ratio_lc_%s=%.3f" % (
+        body, agg["mcig"][0] / agg["round_robin"][0],
+        body, agg["mcig"][0] / agg["least_conn"][0]))
 open(sys.argv[2], "w").write("\n".join(out) + "\n")
 print("\n".join(out))
 print("RESULT " + " ".join(result))
