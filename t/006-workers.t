@@ -2,7 +2,11 @@
 # handled by any worker avoid a member that another worker keeps busy.
 
 BEGIN {
-    $ENV{TEST_NGINX_REUSE_PORT} = 1;
+    # the test server's socket with reuseport as well: TEST 2 is steadier
+    # with it.  Not under TEST_NGINX_USE_HUP, whose config-version server
+    # repeats the test server's listen options, which nginx refuses
+    # ("duplicate listen options").
+    $ENV{TEST_NGINX_REUSE_PORT} = 1 unless $ENV{TEST_NGINX_USE_HUP};
 }
 
 use Test::Nginx::Socket 'no_plan';
@@ -26,9 +30,10 @@ $Mcig::members . <<'_EOC_';
     }
 
     # a relay: each include below is a new connection, which reuseport
-    # hands to either worker
+    # hands to either worker.  On a port of its own: on the test server's
+    # port it needs reuseport on the test server's socket too.
     server {
-        listen 127.0.0.4:$TEST_NGINX_SERVER_PORT reuseport;
+        listen 127.0.0.4:$TEST_NGINX_RAND_PORT_1 reuseport;
 
         location = /p {
             ssi on;
@@ -48,7 +53,7 @@ _EOC_
     }
 
     location = /relay {
-        proxy_pass http://127.0.0.4:$TEST_NGINX_SERVER_PORT/p;
+        proxy_pass http://127.0.0.4:$TEST_NGINX_RAND_PORT_1/p;
     }
 
     location = /t {

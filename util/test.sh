@@ -6,10 +6,46 @@
 #
 #   util/test.sh              everything
 #   util/test.sh t/003*.t     only these Test::Nginx files (after unit tests)
+#
+# Modes of the Test::Nginx suite (one at a time, with files or not):
+#   --valgrind   nginx under valgrind's memcheck, util/valgrind.supp for
+#                nginx's own memory; reports in build/valgrind/
+#   --hup        one nginx per file, reloaded (SIGHUP) between blocks
+#   --asan       nginx 1.22.1 and the module built with ASan+UBSan
+#                (util/build-asan.sh), util/lsan.supp for nginx's own
+#                memory; reports in build/asan/
+#   --workers N  a master and N worker processes for the files that do not
+#                choose their own
+# With --valgrind and --asan, a report with a frame of the module in its
+# stacks counts as a failure (util/memcheck-report.pl).
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+mode=""
+workers=""
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --valgrind|--hup|--asan)
+            if [ -n "$mode" ] && [ "$mode" != "${1#--}" ]; then
+                echo "test: --$mode and $1 do not go together" >&2
+                exit 2
+            fi
+            mode=${1#--} ;;
+        --workers)
+            workers=${2:-}; shift
+            case "$workers" in
+                [1-9]|[1-9][0-9]) ;;
+                *) echo "test: --workers takes a number" >&2; exit 2 ;;
+            esac ;;
+        -*) echo "test: unknown option $1" >&2; exit 2 ;;
+        *)  args+=("$1") ;;
+    esac
+    shift
+done
+set -- "${args[@]}"
 
 bash util/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 bash util/build.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -72,6 +108,50 @@ failed=$((failed + n_bad))
 
 # --- Test::Nginx suite -------------------------------------------------
 
+# util/perl/McigMode.pm: --workers, and reports named after their block
+export PERL5OPT="-I$root/util/perl -MMcigMode${PERL5OPT:+ $PERL5OPT}"
+export MCIG_WORKERS=${workers:-1}
+reports=""
+
+case "$mode" in
+    hup)
+        export TEST_NGINX_USE_HUP=1
+        ;;
+    valgrind)
+        reports="$root/build/valgrind"
+        export TEST_NGINX_USE_VALGRIND="--tool=memcheck --leak-check=full \
+--show-leak-kinds=definite --errors-for-leak-kinds=definite \
+--num-callers=50 --keep-debuginfo=yes --gen-suppressions=all \
+--suppressions=$root/util/valgrind.supp \
+--log-file=$reports/%q{MCIG_BLOCK}.%p"
+        ;;
+    asan)
+        bash util/build-asan.sh || { echo "$passed passed, $((failed + 1)) failed"; exit 1; }
+        reports="$root/build/asan"
+        export TEST_NGINX_BINARY="$root/build/nginx-asan/objs/nginx"
+        export TEST_NGINX_LOAD_MODULES="$root/build/nginx-asan/objs/ngx_http_upstream_mcig_module.so"
+        # every nginx dynamic module defines ngx_module_names & co.: not an
+        # ODR violation, the module is dlopen()ed.  Exits check for leaks;
+        # reports, not exit statuses, decide ("nginx -t" in t/008 never
+        # frees its cycle)
+        export ASAN_OPTIONS="detect_leaks=1:detect_odr_violation=0"
+        export LSAN_OPTIONS="suppressions=$root/util/lsan.supp:print_suppressions=0:exitcode=0"
+        # in an ASan+UBSan binary UBSAN_OPTIONS' log_path holds for ASan
+        # too: each block's own (util/perl/McigMode.pm), else no-block.<pid>
+        export UBSAN_OPTIONS="print_stacktrace=1:log_path=$reports/no-block"
+        export MCIG_UBSAN_OPTIONS="print_stacktrace=1"
+        export MCIG_REPORT_DIR="$reports"
+        ;;
+esac
+
+if [ -n "$reports" ]; then
+    rm -rf "$reports"
+    mkdir -p "$reports"
+    # what nginx writes to stderr before its error log takes over (the
+    # first UBSan report of a process, whatever log_path says) is read too
+    exec 2> >(tee "$reports/stderr" >&2)
+fi
+
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
 export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$root/build/ngx_mcig_module.so}
 
@@ -94,6 +174,11 @@ read -r t_ok t_bad < "$counts_file" || true
 rm -f "$counts_file"
 passed=$((passed + ${t_ok:-0}))
 failed=$((failed + ${t_bad:-1}))
+
+if [ -n "$reports" ]; then
+    perl util/memcheck-report.pl "$reports"
+    failed=$((failed + $?))
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

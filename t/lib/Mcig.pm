@@ -10,7 +10,8 @@ use Test::Nginx::Socket ();
 
 # Test::Nginx 0.32 writes "http2 on;" for nginx >= 1.19.9, but that
 # directive exists from nginx 1.25.1 on; older ones take "listen ... http2".
-my $real_version = $Test::Nginx::Util::NginxVersion;
+# Test::Nginx knows the version from run_tests() on, after this file loads.
+my $real_version;
 
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
@@ -27,6 +28,7 @@ Test::Nginx::Socket::add_block_preprocessor(sub {
         $block->set_value('no_error_log', "$nel\n$bad");
     }
 
+    $real_version //= $Test::Nginx::Util::NginxVersion;
     $Test::Nginx::Util::NginxVersion =
         (defined $block->http2 && $real_version < 1.025001)
         ? 1.019008 : $real_version;
