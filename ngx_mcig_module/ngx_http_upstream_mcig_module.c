@@ -795,6 +795,11 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     pd->rrp.current = best;
 
+#if (nginx_version >= 1027003)
+    /* round robin's free drops the reference that its get takes */
+    ngx_http_upstream_rr_peer_ref(peers, best);
+#endif
+
     n = pick.best / (8 * sizeof(uintptr_t));
     m = (uintptr_t) 1 << pick.best % (8 * sizeof(uintptr_t));
 

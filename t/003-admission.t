@@ -138,6 +138,8 @@ mcig: no member of pool "llama" can take requests: all are down, failed or unhea
 === TEST 5: members failed by max_fails: 503 while they are out
 --- http_config
     upstream llama {
+        # failures counted for all worker processes
+        zone llama 64k;
         server 127.0.0.5:1 max_fails=1 fail_timeout=30s;
         server 127.0.0.6:1 max_fails=1 fail_timeout=30s;
         mcig_pool;

@@ -38,6 +38,7 @@ balancing method does not support parameter "backup"
 
 
 === TEST 3: keepalive must follow mcig_pool
+--- skip_nginx: 4: >= 1.29.7: keepalive wraps every upstream's balancer by itself, in any order
 --- http_config
     upstream llama {
         server 127.0.0.2:8000;

@@ -86,16 +86,22 @@ run_suite() {
         my $h = TAP::Harness->new({ verbosity => 0, lib => ["t/lib"] });
         my $agg = $h->runtests(@ARGV);
         open(my $f, ">", $ENV{MCIG_COUNTS}) or die;
-        my $bad = scalar($agg->failed) + scalar($agg->parse_errors)
-                  + scalar(grep { ($agg->parsers($_))[0]->exit }
-                           $agg->descriptions);
-        printf $f "%d %d\n", scalar($agg->passed), $bad;
+        # failed assertions, and files that died without one
+        my ($bad, @files) = (0);
+        for my $d ($agg->descriptions) {
+            my ($p) = $agg->parsers($d);
+            my $n = scalar($p->failed);
+            $n ||= 1 if $p->exit || $p->parse_errors;
+            $bad += $n;
+            push @files, $d if $n;
+        }
+        printf $f "%d %d %s\n", scalar($agg->passed), $bad, join(",", @files);
     ' "${files[@]}") >"build/compat/$label.log" 2>&1
-    read -r ok bad < "$counts" 2>/dev/null || { ok=0; bad=1; }
+    read -r ok bad where < "$counts" 2>/dev/null || { ok=0; bad=1; where=""; }
 
-    grep -E '^t/.*\.\. |^Failed|^  Failed|^t/.*(TEST [0-9]+:.*(failed|timeout)|Wstat)' \
-        "build/compat/$label.log" | grep -v ' ok$' | head -40
-    note "$label" "$ok passed, $bad failed ($((SECONDS - t0)) s)"
+    grep -E '^#   Failed test|Bailout called' "build/compat/$label.log" \
+        | cut -c1-220 | head -20
+    note "$label" "$ok passed, $bad failed${where:+ in $where} ($((SECONDS - t0)) s)"
     failed=$((failed + bad))
 }
 
