@@ -26,7 +26,7 @@
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 # shellcheck source=util/nginx-src.sh
 . "$root/util/nginx-src.sh"
 

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154,SC2016
 # Sourced by util/compat.sh and util/build-asan.sh: fetches nginx from
 # Debian's archive with a private apt configuration, and builds a whole nginx
 # with ngx_mcig_module in its tree.  Expects $root (the repository).

@@ -4,7 +4,7 @@ package McigMode;
 # every test with PERL5OPT="-I util/perl -MMcigMode" by util/test.sh and
 # util/compat.sh.
 #
-#   MCIG_WORKERS=N       a master process and N worker processes (Test::Nginx:
+#   MCIG_WORKERS=N       N > 1: a master process and N worker processes (Test::Nginx:
 #                        master off, worker_processes 1), unless the file
 #                        chooses its own with master_on() and workers()
 #   MCIG_BLOCK           set for each block to "<file>-t<block>" (e.g.
