@@ -1,17 +1,28 @@
-# ngx_mcig_module on Debian bookworm's nginx.  Minimal for now: the
-# hardening work adds a multi-stage build, a HEALTHCHECK and a non-root
-# worker user.  It runs the same scripts as CI.
-FROM debian:bookworm-slim
+# ngx_mcig_module on Debian bookworm's nginx, in two stages.  Every RUN is a
+# command of util/docker-steps.sh, which CI replays without Docker
+# ("util/docker-steps.sh ci"), so CI exercises what the image runs; the
+# runtime packages are listed there, once.
+#
+#   docker build -t mcig .
+#   docker run -p 8080:8080 mcig      # conf.d/nginx.conf: see its listen
 
-WORKDIR /opt/ngx_mcig_module
+# Build stage: util/setup.sh and util/build.sh, as CI runs them, then the
+# final stage's files (the module, conf.d/) in /stage.
+FROM debian:bookworm-slim AS build
+WORKDIR /src
 COPY . .
+RUN bash util/docker-steps.sh build /stage
 
-RUN apt-get update \
-    && bash util/setup.sh \
-    && bash util/build.sh \
-    && mkdir -p build/run \
-    && rm -rf /var/lib/apt/lists/*
-
+# Final stage: Debian's nginx and the module's runtime libraries, the module
+# and conf.d/ in /opt/ngx_mcig_module, nginx run by the non-root user mcig.
+FROM debian:bookworm-slim
+COPY --from=build /stage/ /
+RUN bash /opt/ngx_mcig_module/util/docker-steps.sh runtime /opt/ngx_mcig_module
+USER mcig
+WORKDIR /opt/ngx_mcig_module
 EXPOSE 8080
-CMD ["nginx", "-p", "/opt/ngx_mcig_module", "-c", "conf.d/nginx.conf", \
-     "-g", "daemon off;"]
+HEALTHCHECK --interval=10s --timeout=5s --start-period=5s --retries=3 \
+    CMD ["bash", "/opt/ngx_mcig_module/util/docker-steps.sh", "healthcheck"]
+STOPSIGNAL SIGQUIT
+CMD ["nginx", "-p", "/opt/ngx_mcig_module", "-e", "stderr", \
+     "-c", "conf.d/nginx.conf", "-g", "daemon off;"]

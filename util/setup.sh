@@ -13,6 +13,7 @@ packages=(
     libcmocka-dev gcc make pkg-config curl wrk perl libipc-run-perl
     libtest-longstring-perl libtext-diff-perl liburi-perl libtest-base-perl
     libwww-perl libhttp-message-perl prometheus openssl procps python3
+    ca-certificates iproute2 util-linux binutils
 )
 
 missing=()
