@@ -1,0 +1,551 @@
+#!/usr/bin/env bash
+# Fault scenarios of the hardening issue, each under open-loop load from
+# util/sim/loadgen.py, against a simulated vLLM fleet (util/sim/vllm_sim.py)
+# and a gateway nginx with the module, both started here (util/fleet-lib.sh):
+# gateway 127.0.0.1:18480 (2 workers), simulator admin 127.0.0.1:18501,
+# members 127.0.5.1-3:8000 (europe-west3, local) and 127.0.6.1-3:8000
+# (us-east4), custom_metrics balancing, health checks every second.
+# Everything lives in build/faults/.  The whole run takes about 2 minutes;
+# no scenario starts with less than 30 s of FAULTS_BUDGET (300 s) left, and
+# a watchdog ends the run 60 s past it.  Prints one line per scenario and
+# "N passed, N failed"; exits non-zero on any failure.
+#
+#   util/faults.sh                 every scenario
+#   util/faults.sh reload sigkill  only these
+#
+# Every request the load generator schedules must have exactly one outcome
+# (util/loadcheck.py: scheduled == sent == answered by status + errors), and
+# each outcome must be one the scenario allows.  The gateway's access log
+# must show the same statuses as the client.  Outcomes (loadgen's keys):
+#
+#   scenario    allowed besides 200                      why
+#   baseline    nothing
+#   midstream   200_incomplete for streams of the killed  the response had
+#               member in flight at the kill; 502 until   started: nginx can
+#               2 s after it                              only cut it
+#   alldown     502 and 503 (with Retry-After: 1) from    502 while the
+#               the kill until 4 s after the members are  members refuse,
+#               back; 200_incomplete for streams cut      503 once unhealthy
+#   metrics     nothing: /metrics hanging or garbage only  balancing falls
+#               degrades balancing                        back on in-flight
+#   region      502/503 and cut streams for 2 s after the  failover within
+#               region dies; then every 200 from us-east4  two health
+#               until it is back; traffic returns after    intervals
+#   reload      nothing (6 reloads, one every 2 s)
+#   sigkill     200_incomplete or a connection error for  the worker's
+#               requests in flight at the kill, at most   connections die
+#               as many as were in flight                 with it
+#   spill       nothing; and us-east4 must take 20 % or   a second pool,
+#               more once every local member's queue is   /spill/, of small
+#               past max_queue (fails today: see sc_spill) members
+#
+# 504 (deadline_exceeded / model_server_timeout) and 429 (pool_saturated)
+# are documented too but no scenario here should produce them: they fail it.
+set -uo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+
+BUDGET=${FAULTS_BUDGET:-300}
+FLEET_DIR="$root/build/faults"
+FLEET_GATEWAY=127.0.0.1:18480
+FLEET_ADMIN=127.0.0.1:18501
+FLEET_ERROR_LEVEL=info
+export FLEET_DIR FLEET_GATEWAY FLEET_ADMIN FLEET_ERROR_LEVEL
+# A second, small pool for the spill scenario: members of two requests at
+# once on port 8002 of the same addresses, their own simulator (admin
+# 127.0.0.1:18503), reached through /spill/ on the gateway.
+SPILL_ADMIN=127.0.0.1:18503
+FLEET_HTTP_EXTRA="
+    upstream spill {
+        server 127.0.5.1:8002; server 127.0.5.2:8002; server 127.0.5.3:8002;
+        server 127.0.6.1:8002; server 127.0.6.2:8002; server 127.0.6.3:8002;
+        mcig_pool;
+        mcig_region europe-west3 127.0.5.1:8002 127.0.5.2:8002 127.0.5.3:8002;
+        mcig_region us-east4 127.0.6.1:8002 127.0.6.2:8002 127.0.6.3:8002;
+        mcig_max_in_flight 2;
+        mcig_metrics;
+        mcig_balancing_mode custom_metrics;
+        mcig_health_check interval=1s timeout=500ms;
+        keepalive 16;
+    }"
+# shellcheck disable=SC2089,SC2090  # nginx.conf text: the quotes are meant
+FLEET_SERVER_EXTRA='
+        location /spill/ {
+            proxy_pass http://spill/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }'
+# shellcheck disable=SC2090
+export FLEET_HTTP_EXTRA FLEET_SERVER_EXTRA
+# shellcheck source=util/fleet-lib.sh
+. "$root/util/fleet-lib.sh"
+
+SPILL_PID=""
+spill_start() {
+    cat > "$FLEET_DIR/spill-fleet.json" <<EOF
+{"seed": 3, "admin": "$SPILL_ADMIN", "time_scale": 4,
+ "defaults": {"kv_blocks": 1024, "max_num_seqs": 2, "max_model_len": 8192},
+ "servers": [{"listen": "127.0.5.1:8002", "region": "europe-west3"},
+             {"listen": "127.0.5.2:8002", "region": "europe-west3"},
+             {"listen": "127.0.5.3:8002", "region": "europe-west3"},
+             {"listen": "127.0.6.1:8002", "region": "us-east4"},
+             {"listen": "127.0.6.2:8002", "region": "us-east4"},
+             {"listen": "127.0.6.3:8002", "region": "us-east4"}]}
+EOF
+    "$FLEET_PY" util/sim/vllm_sim.py --fleet "$FLEET_DIR/spill-fleet.json" \
+        > "$FLEET_DIR/logs/spill-sim.log" 2>&1 &
+    SPILL_PID=$!
+    local _
+    for _ in $(seq 1 100); do
+        grep -q "vllm_sim ready" "$FLEET_DIR/logs/spill-sim.log" 2>/dev/null && return 0
+        kill -0 "$SPILL_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$FLEET_DIR/logs/spill-sim.log" >&2
+    return 1
+}
+
+spill_stop() {
+    if [ -n "$SPILL_PID" ] && kill -0 "$SPILL_PID" 2>/dev/null; then
+        kill -TERM "$SPILL_PID" 2>/dev/null
+        wait "$SPILL_PID" 2>/dev/null
+    fi
+    SPILL_PID=""
+}
+
+if [ ! -f build/ngx_mcig_module.so ]; then
+    bash util/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+fi
+
+rm -rf "$FLEET_DIR"
+mkdir -p "$FLEET_DIR"
+
+passed=0
+failed=0
+results=()
+LOAD_PID=""
+WATCHDOG_PID=""
+cleanup() {
+    if [ -n "$WATCHDOG_PID" ]; then
+        pkill -P "$WATCHDOG_PID" 2>/dev/null     # its sleep
+        kill "$WATCHDOG_PID" 2>/dev/null
+        WATCHDOG_PID=""
+    fi
+    if [ -n "$LOAD_PID" ] && kill -0 "$LOAD_PID" 2>/dev/null; then
+        kill -TERM "$LOAD_PID" 2>/dev/null
+        wait "$LOAD_PID" 2>/dev/null
+    fi
+    fleet_stop
+    spill_stop
+}
+trap cleanup EXIT
+trap 'echo "faults: interrupted" >&2; echo "$passed passed, $((failed + 1)) failed"; exit 130' INT TERM
+( sleep $((BUDGET + 60)); kill -TERM $$ ) 2>/dev/null &
+WATCHDOG_PID=$!
+
+
+report() {          # report NAME OK(0/1) DETAIL
+    local line
+    if [ "$2" = 0 ]; then
+        line="PASS $1: $3"
+        passed=$((passed + 1))
+    else
+        line="FAIL $1: $3"
+        failed=$((failed + 1))
+    fi
+    echo "$line"
+    results+=("$line")
+}
+
+# --- helpers -------------------------------------------------------------
+
+S=""                # the scenario running
+LOG_MARK=0
+
+scenario_begin() {
+    S=$1
+    : > "$FLEET_DIR/$S.events"
+    LOG_MARK=$(stat -c %s "$FLEET_DIR/logs/error.log")
+}
+
+event() {           # event NAME: records when a fault was injected
+    echo "--event $1=$(fleet_now)" >> "$FLEET_DIR/$S.events"
+}
+
+load_start() {      # load_start LOADGEN-ARGS...
+    timeout -k 5 120 "$FLEET_PY" util/loadcheck.py run "$FLEET_DIR/$S.t0" -- \
+        --url "http://$FLEET_GATEWAY" --requests 100000 --timeout 20 \
+        --seed "${#S}" --csv "$FLEET_DIR/$S.csv" --json "$FLEET_DIR/$S.json" \
+        "$@" > "$FLEET_DIR/$S.loadgen.out" 2>&1 &
+    LOAD_PID=$!
+    while [ ! -s "$FLEET_DIR/$S.t0" ] && kill -0 "$LOAD_PID" 2>/dev/null; do
+        sleep 0.02
+    done
+}
+
+load_wait() {
+    wait "$LOAD_PID"
+    local rc=$?
+    LOAD_PID=""
+    return $rc
+}
+
+at() {              # at SECONDS: sleeps until that time of the run
+    local t0
+    t0=$(cat "$FLEET_DIR/$S.t0")
+    "$FLEET_PY" -c "import time; time.sleep(max(0.0, $t0 + $1 - time.time()))"
+}
+
+check_load() {      # check_load RULES...: loadcheck over this scenario's run
+    # shellcheck disable=SC2046
+    "$FLEET_PY" util/loadcheck.py --csv "$FLEET_DIR/$S.csv" \
+        --json "$FLEET_DIR/$S.json" --t0 "$FLEET_DIR/$S.t0" \
+        $(cat "$FLEET_DIR/$S.events") \
+        --access-log "$FLEET_DIR/logs/access.log" "$@"
+}
+
+log_since() {       # the error log since the scenario began
+    tail -c +"$((LOG_MARK + 1))" "$FLEET_DIR/logs/error.log"
+}
+
+log_has() {         # log_has ERE: in the error log since the scenario began
+    [ "$(log_since | grep -cE "$1")" -gt 0 ]
+}
+
+alerts_since() {    # [alert]/[crit] lines since the scenario began, but $1
+    log_since | grep -E '\[(alert|crit|emerg)\]' | grep -Ev "${1:-^$}" || true
+}
+
+pool_py() {         # pool_py EXPR: EXPR over the status JSON's pool "p"
+    fleet_status | "$FLEET_PY" -c "
+import json, sys
+p = json.load(sys.stdin)['pools']['fleet']
+m = p['members']
+print($1)"
+}
+
+in_flight() { pool_py "sum(x['in_flight'] for x in m)"; }
+
+# clears every fault, brings every member up and waits until the gateway
+# sees a quiet, healthy fleet with fresh metrics (bounded)
+settle() {
+    fleet_admin "clear?server=all" || return 1
+    fleet_admin "up?server=all" || return 1
+    curl -fsS -m 5 -X POST -o /dev/null "http://$SPILL_ADMIN/clear?server=all" || return 1
+    local state
+    for _ in $(seq 1 100); do
+        state=$(pool_py "all(x['healthy'] and x['metrics'] is not None and x['in_flight'] == 0 for x in m) and not any(r['drained'] for r in p['regions'])" 2>/dev/null)
+        [ "$state" = True ] && return 0
+        sleep 0.2
+    done
+    echo "faults: the fleet did not settle: $(pool_py "[(x['address'], x['healthy'], x['in_flight']) for x in m], [(r['name'], r['drained']) for r in p['regions']]" 2>&1)" >&2
+    return 1
+}
+
+# sheddable requests after the load: none may be refused (no member is
+# left "full"), none may wait
+probe_sheddable() {
+    local code bad=0
+    for _ in $(seq 1 6); do
+        code=$(curl -s -m 10 -o /dev/null -w '%{http_code}' \
+            -H 'x-gateway-inference-objective: batch' \
+            "http://$FLEET_GATEWAY/v1/chat/completions" \
+            -d '{"model":"meta-llama/Llama-3.1-8B-Instruct","messages":[{"role":"user","content":"hello"}],"max_tokens":4}')
+        [ "$code" = 200 ] || bad=$((bad + 1))
+    done
+    echo "$bad"
+}
+
+remaining() { echo $((BUDGET - SECONDS)); }
+
+finish() {          # finish NAME LOADCHECK-RESULT EXTRA-PROBLEMS
+    local name=$1 lc=$2 extra=$3 ok=0
+    case "$lc" in ok:*) ;; *) ok=1 ;; esac
+    [ -n "$extra" ] && ok=1
+    report "$name" "$ok" "${lc#ok: }${extra:+; $extra}"
+}
+
+# --- scenarios -----------------------------------------------------------
+
+LONG=(--out-median 96 --out-sigma 0.3)      # streams of ~1.5 s
+SHORT=(--out-median 32 --out-sigma 0.5)
+
+sc_baseline() {
+    scenario_begin baseline
+    load_start --rate 12 --duration 6 "${SHORT[@]}" --objective batch=0.2
+    load_wait
+    local lc extra=""
+    lc=$(check_load --allow 200 --min 200:40)
+    [ -n "$(alerts_since)" ] && extra="alerts: $(alerts_since | head -2)"
+    finish "baseline: no faults, all 200" "$lc" "$extra"
+}
+
+sc_midstream() {
+    scenario_begin midstream
+    local victim=127.0.5.1:8000 extra=""
+    load_start --rate 15 --duration 12 "${LONG[@]}"
+    at 4
+    event kill
+    fleet_admin "down?server=$victim"
+    at 8
+    event up
+    fleet_admin "up?server=$victim"
+    load_wait
+    local lc cut
+    lc=$(check_load --allow 200 \
+        --inflight "kill:200_incomplete:$victim" \
+        --window "kill-0.2:kill+2:502" \
+        --served-by "up+3:end:$victim")
+    cut=$("$FLEET_PY" -c "import json; print(json.load(open('$FLEET_DIR/midstream.json'))['status'].get('200_incomplete', 0))")
+    [ "$cut" -ge 1 ] || extra="no stream was cut: the kill missed (victim idle?)"
+    [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+    log_has "member $victim of pool \"fleet\" is unhealthy" \
+        || extra="${extra:+$extra; }the member was not marked unhealthy"
+    finish "midstream: a member killed mid-stream ($cut streams cut), back after 4 s" "$lc" "$extra"
+}
+
+sc_alldown() {
+    scenario_begin alldown
+    local extra=""
+    load_start --rate 10 --duration 14 "${SHORT[@]}"
+    at 3
+    event down
+    fleet_admin "down?server=all"
+    at 7
+    event up
+    fleet_admin "up?server=all"
+    load_wait
+    local lc back
+    lc=$(check_load --allow 200 \
+        --inflight "down:200_incomplete" \
+        --window "down-0.2:up+4:502,503" \
+        --min 503:1)
+    [ -n "$(alerts_since)" ] && extra="alerts: $(alerts_since | head -2)"
+    # when every request succeeded again, after the members came back
+    back=$("$FLEET_PY" - "$FLEET_DIR" <<'EOF'
+import csv, sys
+d = sys.argv[1]
+t0 = float(open(d + "/alldown.t0").read())
+ev = dict(l.split()[1].split("=") for l in open(d + "/alldown.events"))
+up = float(ev["up"]) - t0
+rows = list(csv.DictReader(open(d + "/alldown.csv")))
+bad = [float(r["t_sched"]) for r in rows
+       if float(r["t_sched"]) >= up and not (r["status"] == "200" and not r["error"])]
+print("%.1f" % (max(bad) - up if bad else 0.0))
+EOF
+)
+    finish "alldown: every member down 4 s, then back (served again after ${back} s)" "$lc" "$extra"
+}
+
+sc_metrics() {
+    scenario_begin metrics
+    local extra="" stale fresh
+    load_start --rate 15 --duration 14 "${SHORT[@]}"
+    at 2
+    event hang
+    fleet_admin "fault?server=all&region=europe-west3&kind=hang&scope=metrics"
+    at 5.5
+    stale=$(pool_py "sum(1 for x in m if x['metrics'] is None and x['region'] == 'europe-west3')")
+    event garbage
+    fleet_admin "clear?server=all"
+    fleet_admin "fault?server=127.0.5.1:8000&kind=garbage_metrics&mode=binary"
+    fleet_admin "fault?server=127.0.5.2:8000&kind=garbage_metrics&mode=html"
+    fleet_admin "fault?server=127.0.5.3:8000&kind=garbage_metrics&mode=empty"
+    fleet_admin "fault?server=127.0.6.1:8000&kind=garbage_metrics&mode=truncated"
+    at 9.5
+    local garbled
+    garbled=$(pool_py "sum(1 for x in m if x['metrics'] is None and x['address'] in ('127.0.5.1:8000', '127.0.5.2:8000', '127.0.5.3:8000'))")
+    event clear
+    fleet_admin "clear?server=all"
+    load_wait
+    sleep 1
+    fresh=$(pool_py "sum(1 for x in m if x['metrics'] is not None)")
+    local lc
+    lc=$(check_load --allow 200)
+    [ "$stale" = 3 ] || extra="hanging /metrics: $stale of 3 members stale, 3 expected"
+    [ "$garbled" = 3 ] || extra="${extra:+$extra; }garbage /metrics: $garbled of 3 members unused, 3 expected"
+    [ "$fresh" = 6 ] || extra="${extra:+$extra; }after the faults: $fresh of 6 members have metrics"
+    local warned
+    warned=$(log_since | grep -c 'scraping the metrics of member .* failed')
+    [ "$warned" -ge 3 ] || extra="${extra:+$extra; }$warned scrape failures logged, 3 or more expected"
+    [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+    finish "metrics: /metrics hanging 3.5 s, then garbage 4 s ($warned failures logged at warn)" "$lc" "$extra"
+}
+
+sc_region() {
+    scenario_begin region
+    local extra="" failover fo_before fo_after
+    fo_before=$(pool_py "p['decisions']['failover']")
+    load_start --rate 12 --duration 18 "${SHORT[@]}"
+    at 3
+    event down
+    fleet_admin "down?server=all&region=europe-west3"
+    at 9
+    event up
+    fleet_admin "up?server=all&region=europe-west3"
+    load_wait
+    local lc
+    # two health intervals (1 s each) after the region died, every request
+    # is answered by the other region; the local one takes traffic again
+    # once healthy (2 checks) and restored (restore_after=3s)
+    lc=$(check_load --allow 200 \
+        --inflight "down:200_incomplete:127.0.5." \
+        --window "down-0.2:down+2:502,503" \
+        --region "down+2:up:us-east4" \
+        --served-by "up+5:end:127.0.5.")
+    failover=$("$FLEET_PY" - "$FLEET_DIR" <<'EOF'
+import csv, sys
+d = sys.argv[1]
+t0 = float(open(d + "/region.t0").read())
+ev = dict(l.split()[1].split("=") for l in open(d + "/region.events"))
+down, up = float(ev["down"]) - t0, float(ev["up"]) - t0
+rows = list(csv.DictReader(open(d + "/region.csv")))
+bad = [float(r["t_sched"]) for r in rows if down <= float(r["t_sched"]) < up
+       and not (r["status"] == "200" and not r["error"] and r["region"] == "us-east4")]
+print("%.2f" % (max(bad) - down if bad else 0.0))
+EOF
+)
+    fo_after=$(pool_py "p['decisions']['failover']")
+    [ "$fo_after" -gt "$fo_before" ] || extra="no failover decision counted"
+    [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+    finish "region: europe-west3 down 6 s (all on us-east4 ${failover} s after, $((fo_after - fo_before)) failovers)" "$lc" "$extra"
+}
+
+sc_reload() {
+    scenario_begin reload
+    local extra="" n workers
+    load_start --rate 15 --duration 13 "${SHORT[@]}"
+    for n in 1 3 5 7 9 11; do
+        at "$n"
+        event "reload$n"
+        fleet_nginx -s reload 2>>"$FLEET_DIR/logs/reload.err" \
+            || extra="nginx -s reload failed"
+    done
+    load_wait
+    local lc
+    lc=$(check_load --allow 200)
+    # the old generations finish their streams and exit
+    for n in $(seq 1 50); do
+        workers=$(pgrep -P "$(fleet_master)" | wc -l)
+        [ "$workers" -le 2 ] && break
+        sleep 0.2
+    done
+    [ "$workers" -le 2 ] || extra="${extra:+$extra; }$workers worker processes 10 s after the last reload"
+    local left
+    left=$(in_flight)
+    [ "$left" = 0 ] || extra="${extra:+$extra; }$left requests still counted in flight"
+    [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+    finish "reload: nginx -s reload every 2 s under load (6 reloads)" "$lc" "$extra"
+}
+
+sc_sigkill() {
+    scenario_begin sigkill
+    local extra="" victim before after scraper left shed fresh
+    load_start --rate 15 --duration 12 "${LONG[@]}"
+    at 4
+    # the worker that holds the scrape lease, so the lease must move too
+    victim=$(log_since | sed -n 's/.*\[info\] \([0-9]*\)#.*this worker scrapes.*/\1/p' | tail -1)
+    [ -n "$victim" ] || victim=$(grep -h 'this worker scrapes' "$FLEET_DIR/logs/error.log" \
+        | sed -n 's/.*\[info\] \([0-9]*\)#.*/\1/p' | tail -1)
+    if [ -z "$victim" ] || ! kill -0 "$victim" 2>/dev/null; then
+        victim=$(fleet_workers | head -1)
+    fi
+    before=$(in_flight)
+    event kill
+    kill -KILL "$victim"
+    load_wait
+    local lc
+    lc=$(check_load --allow 200 \
+        --inflight "kill:200_incomplete,error" \
+        --max "not200:$((before + 2))" --access-log-le)
+    # counts of the dead worker given back, lease taken over, nothing full
+    for _ in $(seq 1 25); do
+        left=$(in_flight)
+        [ "$left" = 0 ] && break
+        sleep 0.2
+    done
+    [ "$left" = 0 ] || extra="$left requests still counted in flight after the load"
+    scraper=$(log_since | sed -n 's/.*\[info\] \([0-9]*\)#.*this worker scrapes.*/\1/p' | grep -vx "$victim" | tail -1)
+    [ -n "$scraper" ] || extra="${extra:+$extra; }no other worker took the scrape lease"
+    fresh=$(pool_py "sum(1 for x in m if x['metrics'] is not None)")
+    [ "$fresh" = 6 ] || extra="${extra:+$extra; }$fresh of 6 members have fresh metrics"
+    shed=$(probe_sheddable)
+    [ "$shed" = 0 ] || extra="${extra:+$extra; }$shed of 6 sheddable requests refused after the load"
+    after=$(fleet_workers | wc -l)
+    [ "$after" = 2 ] || extra="${extra:+$extra; }$after workers after the kill"
+    [ -n "$(alerts_since 'exited on signal 9')" ] \
+        && extra="${extra:+$extra; }alerts: $(alerts_since 'exited on signal 9' | head -2)"
+    finish "sigkill: the scraping worker killed under load ($before in flight; lease to $scraper)" "$lc" "$extra"
+}
+
+# The local region's members all queue past max_queue while the other
+# region has room: requests must spill there, as they do past the target
+# KV usage.  Today they do not (a queue-full member counts as exactly at
+# target, so the region sits at 1.0 and spills with probability 0): this
+# scenario fails until that is fixed.
+sc_spill() {
+    scenario_begin spill
+    local extra="" mid
+    load_start --url "http://$FLEET_GATEWAY/spill" --rate 10 --duration 15 \
+        --out-median 32 --out-sigma 0.3 --in-median 64 --in-sigma 0.3
+    at 10
+    mid=$(fleet_status | "$FLEET_PY" -c "
+import json, sys
+p = json.load(sys.stdin)['pools']['spill']
+print('; '.join('%s u=%.2f waiting=%s' % (r['name'], r['utilization'],
+      [x['metrics']['waiting'] if x['metrics'] else None for x in p['members'] if x['region'] == r['name']])
+      for r in p['regions']))")
+    load_wait
+    local lc share
+    lc=$(check_load --allow 200)
+    share=$("$FLEET_PY" - "$FLEET_DIR" <<'EOF'
+import csv, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1] + "/spill.csv")) if float(r["t_sched"]) >= 5]
+us = sum(1 for r in rows if r["region"] == "us-east4")
+print(round(100.0 * us / max(1, len(rows))))
+EOF
+)
+    [ "$share" -ge 20 ] || extra="us-east4 answered ${share} % of the requests after 5 s, 20 % or more expected (at 10 s: $mid)"
+    finish "spill: the local region's queues full, the other region idle (us-east4 took ${share} %)" "$lc" "$extra"
+}
+
+# --- run -----------------------------------------------------------------
+
+all=(baseline midstream alldown metrics region reload sigkill spill)
+wanted=("$@")
+[ "${#wanted[@]}" = 0 ] && wanted=("${all[@]}")
+
+if ! fleet_setup || ! spill_start; then
+    report setup 1 "could not start the fleet and the gateway (see $FLEET_DIR/logs)"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+sleep 1.5
+
+for s in "${wanted[@]}"; do
+    if ! declare -F "sc_$s" >/dev/null; then
+        report "$s" 1 "no such scenario (${all[*]})"
+        continue
+    fi
+    if [ "$(remaining)" -lt 30 ]; then
+        report "$s" 1 "skipped: out of time (budget ${BUDGET}s)"
+        continue
+    fi
+    if ! settle; then
+        report "$s" 1 "the fleet did not settle before the scenario"
+        continue
+    fi
+    "sc_$s"
+done
+
+fleet_stop
+spill_stop
+if [ -n "$(grep -E '\[(alert|crit|emerg)\]' "$FLEET_DIR/logs/error.log" | grep -v 'exited on signal 9')" ]; then
+    report "error log" 1 "$(grep -E '\[(alert|crit|emerg)\]' "$FLEET_DIR/logs/error.log" | grep -v 'exited on signal 9' | head -3)"
+fi
+
+echo "faults: ${SECONDS}s, logs and CSVs in $FLEET_DIR" >&2
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
