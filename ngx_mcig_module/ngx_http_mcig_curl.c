@@ -170,13 +170,15 @@ ngx_http_mcig_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp,
 
         /*
          * curl closes the socket itself after this call, or keeps it idle
-         * in its cache.  When the worker exits, curl may have closed it
-         * already (a member that went away during the last transfer):
-         * the events are then dropped without asking epoll, for which the
-         * descriptor no longer exists
+         * in its cache.  But libcurl 7.88 reports a connect that timed out
+         * after closing its socket, and at exit may do so for a member that
+         * went away: the events are then dropped without asking epoll, for
+         * which the descriptor no longer exists
          */
 
-        flags = ngx_http_mcig_curl_exiting ? NGX_CLOSE_EVENT : 0;
+        flags = (ngx_http_mcig_curl_exiting
+                 || (fcntl(s, F_GETFD) == -1 && ngx_errno == EBADF))
+                ? NGX_CLOSE_EVENT : 0;
 
         if (c->read->active) {
             ngx_del_event(c->read, NGX_READ_EVENT, flags);

@@ -89,7 +89,7 @@ lib_package() {
     local f real c
     real=$(readlink -f "$1")
     for c in "$1" "$real" "${real#/usr}" "/usr$1"; do
-        f=$(dpkg -S "$c" 2>/dev/null | head -1 | cut -d: -f1) || true
+        f=$(dpkg -S "$c" 2>/dev/null | awk -F: 'NR == 1 { print $1 }') || true
         if [ -n "$f" ]; then echo "$f"; return 0; fi
     done
     echo unknown
@@ -132,7 +132,7 @@ step_ci() {
     done
     so="$p/build/ngx_mcig_module.so"
     for lib in $(objdump -p "$so" | awk '$1 == "NEEDED" { print $2 }'); do
-        line=$(ldconfig -p | awk -v l="$lib" '$1 == l { print $NF; exit }')
+        line=$(ldconfig -p | awk -v l="$lib" '$1 == l && !found { print $NF; found = 1 }')
         [ -n "$line" ] || ci_fail "$lib, needed by the module, is not installed"
         pkg=$(lib_package "$line")
         case " ${runtime_packages[*]} libc6 " in
