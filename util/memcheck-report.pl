@@ -30,11 +30,30 @@ for my $path (sort glob("$dir/*")) {
     my @lines = <$fh>;
     close $fh;
 
-    for my $report (split_reports(@lines)) {
+    my @reports = split_reports(@lines);
+
+    # A process that leaked a pool nginx creates for its cycle exited
+    # without freeing the cycle: "nginx -t", or a start that failed.  What
+    # only such pools reach (indirect leaks) is left with them, the module's
+    # memory that a pool cleanup frees included.
+    my $cycle_left = grep {
+        $_->[0] =~ /leak of/ && $_->[1] !~ /$module_re/
+        && $_->[1] =~ /\bin ngx_create_pool\b/
+        && $_->[1] =~ /\bin (?:ngx_init_cycle|main)\b/
+    } @reports;
+
+    for my $report (@reports) {
         my ($title, $text) = @$report;
         my @frames = grep { /^(?:==\d+==)?\s+(?:at|by|#\d+) / }
                      split /\n/, $text;
         next unless @frames || $title =~ /runtime error/;
+
+        if ($cycle_left && $title =~ /^Indirect leak/) {
+            my $key = "left with nginx's cycle (nginx -t, a failed start) | -";
+            $other{$key}{count}++;
+            $other{$key}{blocks}{$block} = 1;
+            next;
+        }
 
         if ($title =~ /leak of|definitely lost/
             && grep { /(?:\bin|:) (?:ngx_p[nc]?alloc|ngx_palloc_\w+|ngx_pmemalign) /

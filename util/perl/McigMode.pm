@@ -16,6 +16,9 @@ package McigMode;
 #                        ASan+UBSan binary UBSAN_OPTIONS' log_path decides
 #                        where ASan and UBSan both write.
 #
+# Under TEST_NGINX_USE_HUP, a file that sets TEST_NGINX_REUSE_PORT is
+# skipped (see below).
+#
 # Under TEST_NGINX_USE_VALGRIND, Test::Nginx starts nginx in the background
 # and goes on after TEST_NGINX_SLEEP (15 ms), long before nginx runs under
 # valgrind: each block that starts nginx first waits, in its --- init, for
@@ -31,6 +34,16 @@ use File::Basename qw(basename);
 INIT {
     if (defined &Test::Nginx::Util::workers) {
         my $n = $ENV{MCIG_WORKERS};
+
+        # Test::Nginx 0.32's HUP mode adds a server on the test port, with
+        # the test server's listen options, to check the configuration's
+        # version: with TEST_NGINX_REUSE_PORT nginx refuses it ("duplicate
+        # listen options"), so a file that sets it cannot run under HUP
+        if ($ENV{TEST_NGINX_USE_HUP} && $ENV{TEST_NGINX_REUSE_PORT}) {
+            Test::More->builder->skip_all("TEST_NGINX_REUSE_PORT under "
+                . "TEST_NGINX_USE_HUP: Test::Nginx repeats the test "
+                . "server's listen options (duplicate listen options)");
+        }
 
         if (defined $n && $n =~ /^[1-9][0-9]*$/ && $n > 1) {
             Test::Nginx::Util::master_on();
