@@ -102,18 +102,23 @@ uint32_t
 mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running, uint32_t waiting,
     uint32_t dispatched, uint32_t capacity)
 {
-    uint64_t  held, share, load;
+    uint64_t  share, load, more;
 
-    held = (uint64_t) running + waiting;
-
-    if (held && kv_ppm) {
-        share = kv_ppm / held;
+    if (running && kv_ppm) {
+        share = kv_ppm / running;
 
     } else {
         share = 1000000 / (capacity ? capacity : 1);
     }
 
-    load = kv_ppm + share * dispatched;
+    more = (uint64_t) waiting + dispatched;
+
+    /* the load saturates long before the product could overflow */
+    if (share && more > 0xffffffffULL / share * 2) {
+        return 0xffffffffU;
+    }
+
+    load = kv_ppm + share * more;
 
     return (load > 0xffffffffULL) ? 0xffffffffU : (uint32_t) load;
 }

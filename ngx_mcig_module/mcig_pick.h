@@ -43,11 +43,14 @@ int mcig_pick_saturated(const mcig_pick_t *p);
 
 /*
  * A member's load from its scraped KV-cache usage, in parts per million
- * of its cache.  Requests this gateway sent since the scrape are not in
- * the figure yet: each is counted as the cache share of one request the
- * server already holds (usage / (running + waiting)), or as 1/capacity of
- * the cache when the server holds none, so that a burst does not herd onto
- * the member that looked emptiest.
+ * of its cache: the cache its running requests hold, plus a running
+ * request's share (usage / running) for each request that will need cache
+ * soon: those waiting on the server and those this gateway sent since the
+ * scrape.  Without a running request the share is 1/capacity of the cache.
+ * Counting what waits lets the load pass the cache's size, so that a
+ * member, or a region, whose queue grows keeps looking busier than one
+ * that is merely full; counting what was sent keeps a burst from herding
+ * onto the member that looked emptiest.
  */
 uint32_t mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running,
     uint32_t waiting, uint32_t dispatched, uint32_t capacity);

@@ -163,8 +163,18 @@ test_metrics_load(void **state)
     /* no requests sent since the scrape: the scraped usage */
     assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 0, 256), 400000);
 
-    /* each dispatched request weighs as one held request */
-    assert_int_equal(mcig_metrics_load_ppm(400000, 3, 1, 2, 256), 600000);
+    /* each waiting or dispatched request weighs as one running request */
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 2, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 2, 0, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 1, 1, 256), 600000);
+
+    /* a full cache with a queue: past the cache's size */
+    assert_int_equal(mcig_metrics_load_ppm(1000000, 10, 5, 0, 256), 1500000);
+    assert_true(mcig_metrics_load_ppm(1000000, 10, 6, 0, 256)
+                > mcig_metrics_load_ppm(1000000, 10, 5, 0, 256));
+
+    /* waiting without running: 1/capacity of the cache each */
+    assert_int_equal(mcig_metrics_load_ppm(0, 0, 3, 1, 100), 40000);
 
     /* an idle server: 1/capacity of the cache per request */
     assert_int_equal(mcig_metrics_load_ppm(0, 0, 0, 4, 100), 40000);
@@ -175,6 +185,9 @@ test_metrics_load(void **state)
 
     /* no overflow */
     assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0, 0xffffffffU, 1),
+                     0xffffffffU);
+    assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0xffffffffU,
+                                           0xffffffffU, 1),
                      0xffffffffU);
 }
 
