@@ -56,7 +56,7 @@ int
 mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     mcig_region_kind_e *kind)
 {
-    int       home, room, least, chosen;
+    int       home, room, least, chosen, alt;
     uint64_t  draw;
 
     if (n > MCIG_REGIONS_MAX) {
@@ -117,6 +117,30 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     }
 
 done:
+
+    if (r[chosen].full) {
+        alt = -1;
+
+        /* the same rules, over the regions that have room */
+        for (room = home; room < n; room++) {
+            if (!mcig_region_eligible(&r[room]) || r[room].full) {
+                continue;
+            }
+
+            if (r[room].util_ppm < MCIG_REGION_TARGET_PPM) {
+                alt = room;
+                break;
+            }
+
+            if (alt < 0 || r[room].util_ppm < r[alt].util_ppm) {
+                alt = room;
+            }
+        }
+
+        if (alt >= 0) {
+            chosen = alt;
+        }
+    }
 
     if (kind) {
         if (home > 0) {

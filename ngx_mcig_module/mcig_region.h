@@ -34,6 +34,13 @@
  *     1.1x spills 9.1 %, 2x spills 50 %.
  *   - no eligible region is under target: the least utilized eligible
  *     region is chosen, the earlier one on ties; home included.
+ *
+ * Room.  Whatever the rules above chose, a region the caller marks full
+ * gives way to a region with room, chosen by the same rules among those:
+ * the first under target, else the least utilized.  The gateway marks
+ * full the regions without a member under its target for the requests
+ * that waited in its queue for room: sent to such a region they would
+ * wait again on the server while another region could serve them now.
  */
 
 #ifndef MCIG_REGION_H
@@ -85,6 +92,7 @@ typedef struct {
     uint32_t    healthy;          /* available members */
     uint32_t    util_ppm;         /* of its target: 1000000 is at target */
     uint32_t    drained;          /* from mcig_region_update() */
+    uint32_t    full;             /* to be avoided: no member with room */
 } mcig_region_load_t;
 
 

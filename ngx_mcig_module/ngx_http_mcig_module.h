@@ -129,6 +129,9 @@ typedef struct {
     /* answers by status class: 1xx .. 5xx in [1] .. [5] */
     ngx_atomic_t                    responses[6];
 
+    /* the last good scrape of any member, 0 before the first */
+    ngx_msec_t                      metrics_msec;
+
     /* where requests went, and why (mcig_region_kind_e) */
     ngx_atomic_t                    decisions[4];
     ngx_atomic_t                    region_requests[MCIG_REGIONS_MAX];
@@ -335,6 +338,7 @@ typedef struct {
     unsigned                        keepalive:1;  /* before any error */
     unsigned                        body_sent:1;
     unsigned                        deadline_expired:1;
+    unsigned                        queued:1;     /* waited, was admitted */
 
     mcig_body_scan_t                scan;
 } ngx_http_mcig_ctx_t;
@@ -355,6 +359,8 @@ void ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason);
 ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
+ngx_int_t ngx_http_mcig_pool_metrics_fresh(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 mcig_lora_e ngx_http_mcig_read_lora(ngx_http_mcig_member_t *member,
     uint64_t adapter);
 ngx_http_upstream_mcig_srv_conf_t *ngx_http_upstream_mcig_hashing_pool(

@@ -494,6 +494,7 @@ static void
 ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
 {
     mcig_queue_entry_t                 *e;
+    ngx_http_mcig_ctx_t                *ctx;
     ngx_http_mcig_queue_wait_t         *w;
     ngx_http_upstream_mcig_srv_conf_t  *pool;
 
@@ -525,6 +526,13 @@ ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
 
     w->state = NGX_HTTP_MCIG_WAIT_ADMITTED;
     qw->admitting = w;
+
+    ctx = ngx_http_mcig_get_ctx(w->request);
+
+    if (ctx) {
+        /* it waited for room: its region must have some */
+        ctx->queued = 1;
+    }
 
     ngx_post_event(w->request->connection->write, &ngx_posted_events);
 }

@@ -207,12 +207,32 @@ ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
             return NGX_DECLINED;
         }
 
-        m->age = ngx_current_msec - when;
+        /* another worker's clock may be a little ahead of this one's */
+        m->age = ((ngx_msec_int_t) (ngx_current_msec - when) > 0)
+                 ? ngx_current_msec - when : 0;
 
         return (m->age <= pool->metrics_stale) ? NGX_OK : NGX_DECLINED;
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Whether the pool's scrapes are working: some member's metrics are fresh.
+ * While they are, a member whose own are stale has stopped answering them.
+ */
+
+ngx_int_t
+ngx_http_mcig_pool_metrics_fresh(ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_msec_t  when;
+
+    when = pool->node->metrics_msec;
+
+    return when
+           && ((ngx_msec_int_t) (ngx_current_msec - when) <= 0
+               || ngx_current_msec - when <= pool->metrics_stale);
 }
 
 
@@ -631,6 +651,8 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
 
     ngx_memory_barrier();
     (void) ngx_atomic_fetch_add(&node->metrics_seq, 1);
+
+    s->pool->node->metrics_msec = node->metrics_msec;
 
     /* what was sent before this scrape is in its figures now */
     node->dispatched = 0;

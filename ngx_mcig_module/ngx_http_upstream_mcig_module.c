@@ -65,6 +65,7 @@ typedef struct {
     uint32_t                            total[MCIG_REGIONS_MAX];
     uint32_t                            healthy[MCIG_REGIONS_MAX];
     uint64_t                            util[MCIG_REGIONS_MAX];  /* ppm */
+    uint32_t                            room[MCIG_REGIONS_MAX];
 } ngx_http_upstream_mcig_regions_t;
 
 static void ngx_http_upstream_offer_mcig_peers(
@@ -702,6 +703,8 @@ ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
                            ? (uint32_t) ngx_min(agg->util[i] / agg->healthy[i],
                                                 0xffffffffULL)
                            : 0;
+        /* a request that waited for room goes where there is some */
+        load[i].full = pd->ctx->queued && agg->room[i] == 0;
         load[i].drained = mcig_region_update(&node->region_state[i],
                                              agg->healthy[i], agg->total[i],
                                              now, &pool->region_params);
@@ -925,6 +928,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         if (agg) {
             agg->healthy[member->region]++;
             agg->util[member->region] += (uint64_t) load * 1000000 / capacity;
+            agg->room[member->region] += (load < capacity);
         }
     }
 }
@@ -1120,8 +1124,12 @@ ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
  * A member's load against its capacity, as the pick compares them: its
  * estimated KV usage against max_utilization when balancing on fresh
  * metrics (a queue over max_queue making it full), else its in-flight
- * count against max_in_flight x weight.  In dry run the metrics are
- * scraped and reported, not balanced on.
+ * count against max_in_flight x weight.  A member whose metrics are stale
+ * while others' are fresh has stopped answering its scrapes, hung or
+ * overloaded: it counts as twice its target, so that it is picked last and
+ * its region spills, rather than looking empty to in-flight counts until
+ * health checks catch up.  In dry run the metrics are scraped and reported,
+ * not balanced on.
  */
 
 void
@@ -1132,21 +1140,27 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_atomic_int_t         in_flight;
     ngx_http_mcig_metrics_t  m;
 
-    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run
-        && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK)
-    {
+    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run) {
         target = (uint32_t) pool->max_utilization * 10000;
 
-        *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
-                                      (uint32_t) member->node->dispatched,
-                                      (uint32_t) member->capacity);
+        if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
+            *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
+                                          (uint32_t) member->node->dispatched,
+                                          (uint32_t) member->capacity);
 
-        if (m.waiting > pool->max_queue) {
-            *load = ngx_max(*load, target);
+            if (m.waiting > pool->max_queue) {
+                *load = ngx_max(*load, target);
+            }
+
+            *capacity = target;
+            return;
         }
 
-        *capacity = target;
-        return;
+        if (ngx_http_mcig_pool_metrics_fresh(pool)) {
+            *load = 2 * target;
+            *capacity = target;
+            return;
+        }
     }
 
     in_flight = (ngx_atomic_int_t) member->node->in_flight;

@@ -1,5 +1,6 @@
 # Faults of the members' metrics pages never delay or fail client requests:
-# the member's figures go stale and its in-flight count stands in.
+# the member's figures go stale and its in-flight count stands in, unless
+# other members' figures are fresh: then it counts as twice its target.
 
 use Test::Nginx::Socket 'no_plan';
 use lib 't/lib';
@@ -171,3 +172,22 @@ POST /v1/completions
 --- error_log eval
 qr/member 127\.0\.0\.2:\d+ of pool "huge_page" failed: the page is larger than the size limit/
 --- timeout: 5
+
+
+
+=== TEST 8: a member whose scrapes fail while another's work is picked last, even when the other is over target
+--- http_config eval: ::config_with("path=/metrics")
+--- config eval
+"location /v1/ { proxy_pass http://faulty; }\n"
+. "location = /t { ssi on; ssi_types *; default_type text/plain; return 200 '"
+. ("<!--# include virtual=\"/v1/c\" wait=\"yes\" -->" x 20) . "'; }\n"
+--- user_files eval
+[["metrics-127.0.0.2.prom" => "vllm:kv_cache_usage_perc 0.95\nvllm:num_requests_running 50\n"]]
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body eval
+"127.0.0.2\n" x 20
+--- error_log eval
+qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" failed/

@@ -30,6 +30,8 @@ our $regions = $Mcig::members . <<'_EOC_';
         mcig_metrics;
         mcig_balancing_mode custom_metrics max_utilization=TARGET;
     }
+
+    log_format qroute 'qroute $upstream_addr $mcig_queue_time';
 _EOC_
 
 sub regions_with { my $c = $regions; $c =~ s/TARGET/$_[0]/; return $c; }
@@ -316,3 +318,65 @@ invalid parameter "drain=150%" of mcig_regions
 --- must_die
 --- error_log
 "mcig_regions" directive has restore= under drain=
+
+
+
+=== TEST 11: requests queued on the server count: a local region whose queues grow spills more than its cache alone says
+--- http_config eval: ::regions_with(80)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 1
+vllm:num_requests_running 1000
+vllm:num_requests_waiting 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body_filters eval
+sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
+      # twice the cache in demand, at a target of 0.8: 2.5x, three fifths
+      # spill (36 of 60, binomial sd 3.8); the cache alone said a fifth
+      return ($1 >= 25 && $1 <= 48) ? "spill about three fifths\n" : $r; }
+--- response_body
+spill about three fifths
+
+
+
+=== TEST 12: a request that waited in the queue for room goes to the region that has some
+--- http_config eval: ::regions_with(80)
+--- config
+    location /v1/ {
+        proxy_pass http://two_regions;
+        access_log logs/error.log qroute;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.95
+vllm:num_requests_running 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.95
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+my $port = $Test::Nginx::Util::ServerPortForClient;
+for (1 .. 3) {
+    system("curl -s -o /dev/null -m 5 -d '{\"model\":\"m\"}' "
+           . "http://127.0.0.1:$port/v1/c >/dev/null 2>&1 &");
+}
+# room in the remote region only: the local one stays over its target
+system("(sleep 1; printf 'vllm:kv_cache_usage_perc 0.1\\nvllm:num_requests_running 1000\\n' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.3.prom) >/dev/null 2>&1 &");
+--- request
+POST /v1/completions
+{"model":"m"}
+--- response_body
+127.0.0.3
+--- wait: 0.3
+--- grep_error_log eval: qr/qroute \S+ \d+/
+--- grep_error_log_out eval
+qr/^(qroute 127\.0\.0\.3:\d+ [1-9]\d{2,}\n){4}$/
+--- timeout: 10

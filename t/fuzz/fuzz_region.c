@@ -107,7 +107,8 @@ util_ppm(const uint8_t *b)
 static void
 check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
 {
-    int                 i, m, chosen, home, room, least;
+    int                 i, m, chosen, home, room, least, alt, some_full,
+                        some_room;
     uint64_t            before;
     mcig_region_kind_e  kind;
 
@@ -160,6 +161,34 @@ check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
     CHECK(!r[chosen].drained);
     CHECK(r[chosen].healthy > 0);
 
+    /* the regions with room, by the same rules */
+    some_full = 0;
+    some_room = 0;
+    alt = -1;
+
+    for (i = home; i < m; i++) {
+        if (!eligible(&r[i])) {
+            continue;
+        }
+
+        if (r[i].full) {
+            some_full = 1;
+            continue;
+        }
+
+        some_room = 1;
+
+        if (alt >= 0 && r[alt].util_ppm < MCIG_REGION_TARGET_PPM) {
+            continue;
+        }
+
+        if (alt < 0 || r[i].util_ppm < MCIG_REGION_TARGET_PPM
+            || r[i].util_ppm < r[alt].util_ppm)
+        {
+            alt = i;
+        }
+    }
+
     if (home > 0) {
         CHECK(kind == MCIG_REGION_FAILOVER);
 
@@ -168,6 +197,26 @@ check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
 
     } else {
         CHECK(kind == MCIG_REGION_SPILLOVER);
+    }
+
+    if (some_room) {
+        CHECK(!r[chosen].full);
+    }
+
+    if (some_full && some_room) {
+        /* what the rules chose if it has room, else the rules' pick of
+         * the regions with room */
+        if (chosen != alt) {
+            CHECK(chosen == home
+                  || (r[home].util_ppm >= MCIG_REGION_TARGET_PPM
+                      && (chosen == room || chosen == least)));
+        }
+
+        if (r[home].util_ppm < MCIG_REGION_TARGET_PPM && !r[home].full) {
+            CHECK(chosen == home);
+        }
+
+        return;
     }
 
     if (r[home].util_ppm < MCIG_REGION_TARGET_PPM) {
@@ -233,6 +282,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load[i].healthy = 1;
         load[i].util_ppm = 0;
         load[i].drained = 0;
+        load[i].full = 0;
     }
 
     now = 1000000;
@@ -289,6 +339,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load[i].healthy = healthy;
         load[i].drained = (uint32_t) drained;
         load[i].util_ppm = util_ppm(b + 4);
+        load[i].full = (b[0] >> 7) & 1;
 
         check_choice(load, n, &rng);
     }

@@ -58,7 +58,7 @@ choose(const mcig_region_load_t *r, int n, mcig_region_kind_e *kind)
 static void
 test_local_under_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 999999, 0 }, { 4, 0, 0 }, { 4, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 999999, 0, 0 }, { 4, 0, 0, 0 }, { 4, 0, 0, 0 } };
     int                 count[3];
 
     (void) state;
@@ -71,7 +71,7 @@ test_local_under_target(void **state)
 static void
 test_spill_fractions(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 1100000, 0 }, { 4, 500000, 0 } };
+    mcig_region_load_t  r[] = { { 4, 1100000, 0, 0 }, { 4, 500000, 0, 0 } };
     int                 count[2];
 
     (void) state;
@@ -95,9 +95,9 @@ test_spill_fractions(void **state)
 static void
 test_cascade_past_over_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 2000000, 0 }, { 4, 1500000, 0 },
-                                { 4, 1200000, 0 }, { 4, 300000, 0 },
-                                { 4, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 2000000, 0, 0 }, { 4, 1500000, 0, 0 },
+                                { 4, 1200000, 0, 0 }, { 4, 300000, 0, 0 },
+                                { 4, 0, 0, 0 } };
     int                 count[5];
 
     (void) state;
@@ -114,8 +114,8 @@ test_cascade_past_over_target(void **state)
 static void
 test_all_over_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 1500000, 0 }, { 4, 1300000, 0 },
-                                { 4, 1200000, 0 } };
+    mcig_region_load_t  r[] = { { 4, 1500000, 0, 0 }, { 4, 1300000, 0, 0 },
+                                { 4, 1200000, 0, 0 } };
     mcig_region_kind_e  kind;
 
     (void) state;
@@ -140,10 +140,60 @@ test_all_over_target(void **state)
 
 
 static void
+test_full_region_gives_way(void **state)
+{
+    mcig_region_load_t  r[] = { { 4, 500000, 0, 0 }, { 4, 1400000, 0, 0 },
+                                { 4, 1300000, 0, 0 } };
+    mcig_region_kind_e  kind;
+    int                 count[3];
+
+    (void) state;
+
+    /* an average under target, yet every member full: not taken; of the
+     * regions with room, none under target: the least utilized */
+    r[0].full = 1;
+    assert_int_equal(choose(r, 3, &kind), 2);
+    assert_int_equal(kind, MCIG_REGION_SPILLOVER);
+
+    /* the first with room under target, before a less utilized one */
+    r[1].util_ppm = 900000;
+    r[2].util_ppm = 100000;
+    assert_int_equal(choose(r, 3, &kind), 1);
+
+    /* the only one with room, over target or not */
+    r[1].util_ppm = 1400000;
+    r[2].util_ppm = 1300000;
+    r[1].full = 1;
+    assert_int_equal(choose(r, 3, &kind), 2);
+
+    /* nowhere any room: the rules by utilization stand */
+    r[2].full = 1;
+    assert_int_equal(choose(r, 3, &kind), 0);
+    assert_int_equal(kind, MCIG_REGION_LOCAL);
+
+    /* home over target and full: no request stays there */
+    r[0].util_ppm = 2000000;
+    r[1].full = 0;
+    r[2].full = 0;
+    r[2].util_ppm = 500000;
+    draw(r, 3, 7, count);
+    assert_int_equal(count[0], 0);
+    assert_int_equal(count[1], 0);
+    assert_int_equal(count[2], DRAWS);
+
+    /* a drained region with room is not a way out: the rules' own
+     * choice, the least utilized */
+    r[2].drained = 1;
+    r[1].full = 1;
+    assert_int_equal(choose(r, 3, &kind), 1);
+}
+
+
+static void
 test_failover(void **state)
 {
-    mcig_region_load_t  r[] = { { 0, 0, 0 }, { 4, 800000, 0 },
-                                { 4, 0, 0 } };
+    mcig_region_load_t  r[] = { { 0, 0, 0, 0 }, { 4, 800000, 0, 0 },
+                                { 4, 0, 0, 0 } };
     mcig_region_kind_e  kind;
     int                 count[3];
 
@@ -246,7 +296,7 @@ static void
 test_no_members(void **state)
 {
     mcig_region_state_t  st;
-    mcig_region_load_t   r[] = { { 0, 0, 0 }, { 3, 500000, 0 } };
+    mcig_region_load_t   r[] = { { 0, 0, 0, 0 }, { 3, 500000, 0, 0 } };
     mcig_region_kind_e   kind;
 
     (void) state;
@@ -274,7 +324,7 @@ test_no_members(void **state)
 static void
 test_one_region(void **state)
 {
-    mcig_region_load_t  r[] = { { 2, 500000, 0 } };
+    mcig_region_load_t  r[] = { { 2, 500000, 0, 0 } };
     mcig_region_kind_e  kind;
 
     (void) state;
@@ -331,6 +381,7 @@ main(void)
         cmocka_unit_test(test_spill_fractions),
         cmocka_unit_test(test_cascade_past_over_target),
         cmocka_unit_test(test_all_over_target),
+        cmocka_unit_test(test_full_region_gives_way),
         cmocka_unit_test(test_failover),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_restore_after_60s),
