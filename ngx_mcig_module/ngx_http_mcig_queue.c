@@ -261,7 +261,7 @@ ngx_http_mcig_queue_handler(ngx_http_request_t *r)
      * priority or higher waits anywhere: it does not overtake them.
      */
     if (!ngx_http_mcig_queue_above(pool, ctx->priority - 1)
-        && !ngx_http_upstream_mcig_saturated(pool))
+        && !ngx_http_upstream_mcig_saturated(pool, ctx->priority))
     {
         return NGX_DECLINED;
     }
@@ -514,7 +514,7 @@ ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
         return;
     }
 
-    if (ngx_http_upstream_mcig_saturated(pool)) {
+    if (ngx_http_upstream_mcig_saturated(pool, e->priority)) {
         return;
     }
 

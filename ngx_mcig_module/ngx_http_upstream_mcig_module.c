@@ -1171,16 +1171,28 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
 
 
 /*
- * Whether admission would find the pool saturated now, for flow control
- * before the upstream starts: the members ngx_http_upstream_admit_mcig_peer()
- * offers, by the same rule.  A pool with no member available is not
- * saturated: its requests go on, to get 503 from admission.
+ * Whether a request of this priority has to wait, for flow control before
+ * the upstream starts: no member that admission would offer is below the
+ * load the request may add to.  A sheddable request may add to members
+ * below their target only: past it, admission would shed it.  Other
+ * requests may use the headroom above the target: a member with fresh
+ * metrics takes them until its cache is estimated full, the requests it
+ * holds waiting included, or more than max_queue wait on it; so the queue
+ * holds requests while the servers would only queue them, not while
+ * their caches still have room.  A pool with no member available does not
+ * hold requests: they go on, to get 503 from admission.
  */
 
 ngx_int_t
-ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool)
+ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_int_t priority)
 {
-    mcig_pick_t                          pick;
+    time_t                               now;
+    uint32_t                             load, limit;
+    ngx_uint_t                           i, offered, room;
+    ngx_http_mcig_member_t              *member;
+    ngx_http_mcig_metrics_t              m;
+    ngx_http_upstream_rr_peer_t         *peer;
     ngx_http_upstream_rr_peers_t        *peers;
     ngx_http_upstream_mcig_peer_data_t   pd;
 
@@ -1190,14 +1202,40 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool)
     pd.rrp.peers = peers;
     pd.pool = pool;
 
+    now = ngx_time();
+    offered = 0;
+    room = 0;
+
     ngx_http_upstream_rr_peers_rlock(peers);
 
-    mcig_pick_start(&pick, &ngx_http_mcig_rng);
-    ngx_http_upstream_offer_mcig_peers(&pd, &pick, 0, -1, NULL);
+    for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
+
+        if (!ngx_http_upstream_mcig_usable(&pd, peer, i, now, 0)) {
+            continue;
+        }
+
+        offered++;
+        member = &pool->members[i];
+
+        ngx_http_mcig_member_load(pool, member, &load, &limit);
+
+        if (priority >= 0
+            && pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run
+            && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK
+            && m.waiting <= pool->max_queue)
+        {
+            limit = ngx_max(limit, 1000000);
+        }
+
+        if (load < limit) {
+            room = 1;
+            break;
+        }
+    }
 
     ngx_http_upstream_rr_peers_unlock(peers);
 
-    return pick.best >= 0 && mcig_pick_saturated(&pick);
+    return offered && !room;
 }
 
 

@@ -358,9 +358,11 @@ spill about three fifths
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.95
 vllm:num_requests_running 1000
+vllm:num_requests_waiting 6
 >>> metrics-127.0.0.3.prom
 vllm:kv_cache_usage_perc 0.95
 vllm:num_requests_running 1000
+vllm:num_requests_waiting 6
 --- init
 select(undef, undef, undef, 0.5);
 my $port = $Test::Nginx::Util::ServerPortForClient;

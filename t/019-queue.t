@@ -419,7 +419,7 @@ qr/^mcig_pool_queue_wait_seconds_bucket\{pool="q",le="0.500"\} 0\n.*^mcig_pool_q
 
 
 
-=== TEST 18: a pool full by its metrics: a request waits until a scrape shows room
+=== TEST 18: a pool at its limit by its metrics (more than max_queue waiting): a request waits until a scrape shows room
 --- http_config eval
 $Mcig::members . <<'_EOC_';
     upstream m {
@@ -437,6 +437,7 @@ _EOC_
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.95
+vllm:num_requests_waiting 6
 --- init
 main::pause(0.5);
 system("(sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom) >/dev/null 2>&1 &");
@@ -502,3 +503,74 @@ mcig_queue: max_per_priority=3 is larger than max=2
 --- must_die
 --- error_log
 invalid parameter "sheddable=drop" of mcig_queue
+
+
+
+=== TEST 23: past the target with cache left: requests of priority >= 0 go on, sheddable ones are shed
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream m {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=100ms;
+        mcig_balancing_mode custom_metrics max_utilization=80;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://m;
+        add_header X-Queue-Time "[$mcig_queue_time]" always;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+vllm:num_requests_running 1000
+vllm:num_requests_waiting 5
+--- init
+main::pause(0.5);
+--- pipelined_requests eval
+["POST /v1/completions\n{\"model\":\"m\"}",
+ "POST /v1/completions\n{\"model\":\"m\"}"]
+--- more_headers eval
+["", "x-gateway-inference-objective: batch"]
+--- error_code eval
+[200, 429]
+--- response_headers eval
+["X-Queue-Time: []", "X-Queue-Time: []"]
+
+
+
+=== TEST 24: sheddable=queue: a sheddable request waits while the pool is past its target
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream m {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=100ms;
+        mcig_balancing_mode custom_metrics max_utilization=80;
+        mcig_objective batch priority=-1;
+        mcig_queue sheddable=queue;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://m;
+        add_header X-Queue-Time "[$mcig_queue_time]" always;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.9
+vllm:num_requests_running 1000
+--- init
+main::pause(0.5);
+system("(sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom) >/dev/null 2>&1 &");
+--- more_headers
+x-gateway-inference-objective: batch
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 200
+--- response_headers_like
+X-Queue-Time: \[[1-9]\d{2,}\]
+--- timeout: 10
