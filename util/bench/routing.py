@@ -755,6 +755,9 @@ def plots(results):
                                           for r in results)]
         ss = [s for s in STRATEGIES if any(r["strategy"] == s and r["load"] == 80
                                            for r in results)]
+        if not ss:
+            plt.close(fig)
+            continue            # a partial plan without runs at 80 %
         width = 0.8 / len(ss)
         for j, s in enumerate(ss):
             ys = []
