@@ -1123,7 +1123,8 @@ ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
 /*
  * A member's load against its capacity, as the pick compares them: its
  * estimated KV usage against max_utilization when balancing on fresh
- * metrics (a queue over max_queue making it full), else its in-flight
+ * metrics (a queue over max_queue making it full, over its target in
+ * proportion), else its in-flight
  * count against max_in_flight x weight.  A member whose metrics are stale
  * while others' are fresh has stopped answering its scrapes, hung or
  * overloaded: it counts as twice its target, so that it is picked last and
@@ -1148,8 +1149,17 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
                                           (uint32_t) member->node->dispatched,
                                           (uint32_t) member->capacity);
 
+            /*
+             * A queue past max_queue makes the member full, and as much
+             * over its target as the queue is over max_queue: a region of
+             * members whose queues grow spills in proportion, like one
+             * whose caches do.
+             */
             if (m.waiting > pool->max_queue) {
-                *load = ngx_max(*load, target);
+                *load = ngx_max(*load, (uint32_t) ngx_min(
+                            (uint64_t) target * m.waiting
+                            / ngx_max(pool->max_queue, 1),
+                            0xffffffffULL));
             }
 
             *capacity = target;

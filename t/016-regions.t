@@ -382,3 +382,29 @@ POST /v1/completions
 --- grep_error_log_out eval
 qr/^(qroute 127\.0\.0\.3:\d+ [1-9]\d{2,}\n){4}$/
 --- timeout: 10
+
+
+
+=== TEST 13: a local region whose queues are past max_queue spills in proportion: twice max_queue waiting, half
+--- http_config eval: ::regions_with(80)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+vllm:num_requests_waiting 10
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body_filters eval
+sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
+      # 10 waiting at max_queue=5: 2x the target, half spills (30 of 60,
+      # binomial sd 3.9)
+      return ($1 >= 19 && $1 <= 41) ? "spill about half\n" : $r; }
+--- response_body
+spill about half
