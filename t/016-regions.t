@@ -322,7 +322,7 @@ invalid parameter "drain=150%" of mcig_regions
 
 
 === TEST 11: requests queued on the server count: a local region whose queues grow spills more than its cache alone says
---- http_config eval: ::regions_with(80)
+--- http_config eval: ::regions_with("80 max_queue=5000")
 --- config eval
 "location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
 --- user_files
