@@ -4,7 +4,7 @@
 # runtime packages are listed there, once.
 #
 #   docker build -t mcig .
-#   docker run -p 8080:8080 mcig      # conf.d/nginx.conf: see its listen
+#   docker run -p 8080:8080 mcig      # conf.d/nginx.conf, listening on *:8080
 
 # Build stage: util/setup.sh and util/build.sh, as CI runs them, then the
 # final stage's files (the module, conf.d/) in /stage.

@@ -124,7 +124,7 @@ vllm:kv_cache_usage_perc 0.7
 vllm:num_requests_running 7
 >>> metrics-127.0.0.3.prom
 vllm:kv_cache_usage_perc 0.2
-vllm:num_requests_running 2
+vllm:num_requests_running 20
 vllm:num_requests_waiting 12
 --- init
 select(undef, undef, undef, 0.5);
@@ -156,7 +156,7 @@ _EOC_
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.2
-vllm:num_requests_running 2
+vllm:num_requests_running 20
 vllm:num_requests_waiting 12
 --- init
 select(undef, undef, undef, 0.5);
@@ -240,7 +240,7 @@ qr/\[warn\] .*mcig: scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_
 
 
 
-=== TEST 5b: figures that stop being refreshed go stale and are not used
+=== TEST 5b: figures that stop being refreshed go stale: while another member's are fresh, the member is picked last
 --- http_config eval
 $Mcig::members . <<'_EOC_';
     upstream goes_stale {
@@ -262,22 +262,23 @@ _EOC_
 _EOC_
 --- user_files
 >>> metrics-127.0.0.2.prom
-vllm:kv_cache_usage_perc 0.05
-vllm:num_requests_running 1
+vllm:kv_cache_usage_perc 0.7
+vllm:num_requests_running 100
 >>> metrics-127.0.0.3.prom
-vllm:kv_cache_usage_perc 0.5
-vllm:num_requests_running 1
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 100
 --- init
-# .3 looks busier while fresh; once its page is gone its last figure
-# goes stale and its in-flight count (none) stands in
+# .3 looks emptier while fresh; once its page is gone its last figure
+# goes stale, and with .2's fresh it counts as twice its target (its
+# in-flight count, none, would make it look empty)
 select(undef, undef, undef, 0.4);
 Mcig::html_file("metrics-127.0.0.3.prom", undef);
 select(undef, undef, undef, 0.6);
 --- request
 GET /t
 --- response_body
-127.0.0.3
-127.0.0.3
+127.0.0.2
+127.0.0.2
 
 
 

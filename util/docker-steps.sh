@@ -47,6 +47,12 @@ stage_files() {
     install -d "$d/build/run" "$d/conf.d" "$d/util"
     install -m 644 "$root/build/ngx_mcig_module.so" "$d/build/ngx_mcig_module.so"
     install -m 644 "$root"/conf.d/* "$d/conf.d/"
+    # the repository's conf.d listens on loopback; in the image it listens
+    # on every address of the container, so that "docker run -p" reaches it
+    sed -i "s/^\( *listen \)127\.0\.0\.1:$port;/\1$port;/" "$d/conf.d/nginx.conf"
+    grep -q "^ *listen $port;" "$d/conf.d/nginx.conf" || {
+        echo "docker-steps: conf.d/nginx.conf has no \"listen 127.0.0.1:$port;\"" >&2
+        return 1; }
     install -m 755 "$root/util/docker-steps.sh" "$d/util/docker-steps.sh"
     install -m 644 "$root/LICENSE" "$d/LICENSE"
 }
@@ -147,8 +153,8 @@ step_ci() {
 
     # the non-root user: nobody here, mcig in the image; /var/lib/nginx as
     # the runtime step makes it, on a tmpfs of a mount namespace of our own
-    # (conf.d listens on 127.0.0.1:8080, which the demo may hold here: a
-    # network namespace of our own too)
+    # (the image's conf.d listens on port 8080 of every address, which the
+    # demo may hold here: a network namespace of our own too)
     chown -R 65534:65534 "$p/build/run"
     if ! unshare --net --mount true 2>/dev/null; then
         echo "docker-steps: no namespaces here (not root?): nginx -t as $(id -un) only"
