@@ -100,9 +100,9 @@ mcig_pick_saturated(const mcig_pick_t *p)
 
 uint32_t
 mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running, uint32_t waiting,
-    uint32_t dispatched, uint32_t capacity)
+    uint32_t dispatched, uint32_t ended, uint32_t capacity)
 {
-    uint64_t  share, load, more;
+    uint64_t  share, load, more, less;
 
     if (running && kv_ppm) {
         share = kv_ppm / running;
@@ -119,6 +119,9 @@ mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running, uint32_t waiting,
     }
 
     load = kv_ppm + share * more;
+    less = share * ended;
+
+    load = (load > less) ? load - less : 0;
 
     return (load > 0xffffffffULL) ? 0xffffffffU : (uint32_t) load;
 }

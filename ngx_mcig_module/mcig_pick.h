@@ -46,14 +46,17 @@ int mcig_pick_saturated(const mcig_pick_t *p);
  * of its cache: the cache its running requests hold, plus a running
  * request's share (usage / running) for each request that will need cache
  * soon: those waiting on the server and those this gateway sent since the
- * scrape.  Without a running request the share is 1/capacity of the cache.
- * Counting what waits lets the load pass the cache's size, so that a
- * member, or a region, whose queue grows keeps looking busier than one
- * that is merely full; counting what was sent keeps a burst from herding
- * onto the member that looked emptiest.
+ * scrape; less a share for each request of the member that ended since
+ * the scrape, whose cache is free again (not below 0).  Without a running
+ * request the share is 1/capacity of the cache.  Counting what waits lets
+ * the load pass the cache's size, so that a member, or a region, whose
+ * queue grows keeps looking busier than one that is merely full; counting
+ * what was sent keeps a burst from herding onto the member that looked
+ * emptiest; counting what ended shows room as soon as it is made, not at
+ * the next scrape.
  */
 uint32_t mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running,
-    uint32_t waiting, uint32_t dispatched, uint32_t capacity);
+    uint32_t waiting, uint32_t dispatched, uint32_t ended, uint32_t capacity);
 
 
 #endif /* MCIG_PICK_H */

@@ -93,6 +93,7 @@ typedef struct {
     uint32_t                        running;
     ngx_msec_t                      metrics_msec;
     ngx_atomic_t                    dispatched;   /* since the last scrape */
+    ngx_atomic_t                    ended;        /* since the last scrape */
 
     /* vllm:lora_requests_info, adapters as mcig_lora_hash() values */
     uint32_t                        max_lora;

@@ -656,6 +656,7 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
 
     /* what was sent before this scrape is in its figures now */
     node->dispatched = 0;
+    node->ended = 0;
     (void) ngx_atomic_fetch_add(&node->scrapes, 1);
 
     /* the member may have room again for what waits in this worker */

@@ -850,6 +850,7 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
         node = pd->member->node;
 
         (void) ngx_atomic_fetch_add(&node->in_flight, -1);
+        (void) ngx_atomic_fetch_add(&node->ended, 1);
 
         if (ngx_http_mcig_slot >= 0) {
             node->in_flight_by_worker[ngx_http_mcig_slot]--;
@@ -1070,6 +1071,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             c[n].kv_ppm = mcig_metrics_load_ppm(m.kv_ppm, m.running,
                                         m.waiting,
                                         (uint32_t) member->node->dispatched,
+                                        (uint32_t) member->node->ended,
                                         (uint32_t) member->capacity);
             c[n].waiting = m.waiting;
             c[n].fresh = 1;
@@ -1147,6 +1149,7 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
         if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
             *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
                                           (uint32_t) member->node->dispatched,
+                                          (uint32_t) member->node->ended,
                                           (uint32_t) member->capacity);
 
             /*

@@ -354,3 +354,34 @@ invalid parameter "custom_metrics" of mcig_balancing_mode
 --- must_die
 --- error_log
 invalid parameter "engine=tgi" of mcig_metrics
+
+
+
+=== TEST 14: a request that ended gives its share of the cache back at once, not at the next scrape
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream ends {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=10s stale=30s;
+        mcig_balancing_mode custom_metrics max_utilization=80;
+        mcig_objective batch priority=-1;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://ends;
+    }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.5
+vllm:num_requests_running 1
+--- init
+select(undef, undef, undef, 0.5);
+--- pipelined_requests eval
+["POST /v1/completions\n{\"model\":\"m\"}",
+ "POST /v1/completions\n{\"model\":\"m\"}"]
+--- more_headers eval
+["", "x-gateway-inference-objective: batch"]
+--- error_code eval
+[200, 200]

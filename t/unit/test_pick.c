@@ -161,33 +161,39 @@ test_metrics_load(void **state)
     (void) state;
 
     /* no requests sent since the scrape: the scraped usage */
-    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 0, 256), 400000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 0, 0, 256), 400000);
 
     /* each waiting or dispatched request weighs as one running request */
-    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 2, 256), 600000);
-    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 2, 0, 256), 600000);
-    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 1, 1, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 0, 2, 0, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 2, 0, 0, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(400000, 4, 1, 1, 0, 256), 600000);
 
     /* a full cache with a queue: past the cache's size */
-    assert_int_equal(mcig_metrics_load_ppm(1000000, 10, 5, 0, 256), 1500000);
-    assert_true(mcig_metrics_load_ppm(1000000, 10, 6, 0, 256)
-                > mcig_metrics_load_ppm(1000000, 10, 5, 0, 256));
+    assert_int_equal(mcig_metrics_load_ppm(1000000, 10, 5, 0, 0, 256), 1500000);
+    assert_true(mcig_metrics_load_ppm(1000000, 10, 6, 0, 0, 256)
+                > mcig_metrics_load_ppm(1000000, 10, 5, 0, 0, 256));
 
     /* waiting without running: 1/capacity of the cache each */
-    assert_int_equal(mcig_metrics_load_ppm(0, 0, 3, 1, 100), 40000);
+    assert_int_equal(mcig_metrics_load_ppm(0, 0, 3, 1, 0, 100), 40000);
 
     /* an idle server: 1/capacity of the cache per request */
-    assert_int_equal(mcig_metrics_load_ppm(0, 0, 0, 4, 100), 40000);
+    assert_int_equal(mcig_metrics_load_ppm(0, 0, 0, 4, 0, 100), 40000);
 
     /* a burst lifts the emptiest member above a busier one */
-    assert_true(mcig_metrics_load_ppm(100000, 1, 0, 5, 256)
-                > mcig_metrics_load_ppm(300000, 3, 0, 0, 256));
+    assert_true(mcig_metrics_load_ppm(100000, 1, 0, 5, 0, 256)
+                > mcig_metrics_load_ppm(300000, 3, 0, 0, 0, 256));
+
+    /* requests ended since the scrape free their share, down to 0 */
+    assert_int_equal(mcig_metrics_load_ppm(800000, 4, 0, 1, 2, 256), 600000);
+    assert_int_equal(mcig_metrics_load_ppm(800000, 4, 2, 0, 2, 256), 800000);
+    assert_int_equal(mcig_metrics_load_ppm(800000, 4, 0, 0, 9, 256), 0);
+    assert_int_equal(mcig_metrics_load_ppm(0, 0, 0, 0, 0xffffffffU, 256), 0);
 
     /* no overflow */
-    assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0, 0xffffffffU, 1),
+    assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0, 0xffffffffU, 0, 1),
                      0xffffffffU);
     assert_int_equal(mcig_metrics_load_ppm(1000000, 1, 0xffffffffU,
-                                           0xffffffffU, 1),
+                                           0xffffffffU, 0, 1),
                      0xffffffffU);
 }
 
