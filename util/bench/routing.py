@@ -817,7 +817,7 @@ def markdown(results, caps, meta):
         out.append("")
         orows = objective_rows(rs)
         if orows:
-            out += ["Per objective (goodput %% = requests within the SLO / requests of "
+            out += ["Per objective (goodput % = requests within the SLO / requests of "
                     "that objective, shed ones included; \"waited in gateway\": the "
                     "gateway's count over the whole run, warm-up included):", "",
                     "| load % | " + " | ".join(h for _, h in OBJ_COLS) + " |",
