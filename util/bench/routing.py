@@ -841,25 +841,28 @@ def plots(results):
         return []
     files = []
     labels = {k: v["label"] for k, v in STRATEGIES.items()}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, w in zip(axes, ("sharegpt", "shared-prefix")):
-        for s in STRATEGIES:
-            pts = sorted((r["load"], r["ttft_p90"]) for r in results
-                         if r["workload"] == w and r["strategy"] == s
-                         and r["ttft_p90"] is not None)
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=labels[s])
-        ax.set_yscale("log")
-        ax.set_title("%s: TTFT p90" % w)
-        ax.set_xlabel("load, % of the fleet's capacity")
-        ax.set_ylabel("ms")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    p = os.path.join(OUT, "ttft_vs_load.png")
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    files.append(p)
+    # TTFT against load: the sweeps (none with e.g. ROUTING_ONLY=priorities)
+    if any(r["workload"] in ("sharegpt", "shared-prefix") for r in results):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, w in zip(axes, ("sharegpt", "shared-prefix")):
+            for s in STRATEGIES:
+                pts = sorted((r["load"], r["ttft_p90"]) for r in results
+                             if r["workload"] == w and r["strategy"] == s
+                             and r["ttft_p90"] is not None)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                            label=labels[s])
+            ax.set_yscale("log")
+            ax.set_title("%s: TTFT p90" % w)
+            ax.set_xlabel("load, % of the fleet's capacity")
+            ax.set_ylabel("ms")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        p = os.path.join(OUT, "ttft_vs_load.png")
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        files.append(p)
 
     for metric, name, title in (("goodput_frac", "goodput.png",
                                  "goodput (share of requests within the SLO) at 80 % load"),
