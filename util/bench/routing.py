@@ -16,6 +16,16 @@ Workloads:
   failure        sharegpt; one member stops answering (sim fault "hang",
                  scope all: requests, /health and /metrics) at 25 % of the
                  run, for the rest of it
+  priorities     sharegpt at 120 % of its capacity with mixed objectives
+                 (loadgen --objective): 20 % "critical" (priority 10), 30 %
+                 "batch" (priority -1, sheddable), 50 % without the header
+                 ("default", priority 0); the mcig strategies declare them
+                 (mcig_objective), nginx's see the headers only.  Does
+                 critical keep its TTFT SLO while batch absorbs the
+                 overload?  Third in the plan (after shared-prefix and
+                 sharegpt at 80 %); runs least_conn and the three mcig
+                 modes, then mcig_kv_queue_off at the end of the plan if
+                 the budget leaves time
 
 Strategies are a table (STRATEGIES): a name, the upstream lines and, if
 needed, http-level lines.  To add one, add an entry; "regions": True runs
@@ -23,7 +33,10 @@ it only on fleets with several regions, where the member list is split by
 region and {regions} / {region_lines} are filled in; "workloads" limits it
 to some workloads; "extra": True runs it only when ROUTING_STRATEGIES
 names it (mcig_kv_queue_off, mcig_scorers_queue_off: the mcig_queue
-default's effect).
+default's effect).  A workload may add upstream lines to the mcig
+strategies (its "objectives"), restrict its strategies ("strategies") and
+name "late" ones, run after every other run of the plan; ROUTING_STRATEGIES
+overrides both.
 
 Capacity: for each workload, loadgen sends twice the expected capacity
 through least_conn for PROBE_S seconds; the capacity is the completions per
@@ -37,18 +50,27 @@ over the whole run, drain included), goodput (requests within the SLO per
 second of the measured window, and as a fraction), answers by status (429,
 503, 504, other errors, cut streams, timeouts), the fleet's prefix-cache hit
 rate (hits / queries in tokens, from the simulator's /state), preemptions,
-and the share served by the remote region.
+and the share served by the remote region.  With objectives (priorities):
+the same per objective (critical / default / batch), answers by status
+(200, 429, 503, 504, other) and the requests that waited in the gateway's
+queue (its status JSON, saved as runs/<run>.status.json).
 
-Output in build/bench/routing/: results.csv, results.json, results.md,
-ttft_vs_load.png, goodput.png, prefix_hit.png (when matplotlib is there),
-runs/<run>.{csv,json,log}.  The last line is "RESULT key=value ...".
+Output in build/bench/routing/: results.csv, results.json, results.md
+(per-objective table under priorities), objectives.csv (a row per run and
+objective), ttft_vs_load.png, goodput.png, prefix_hit.png (when matplotlib
+is there), runs/<run>.{csv,json,log}.  The last line is "RESULT key=value
+...": ratios of mcig to nginx, and for priorities prio_critical_ttft_p99_<s>,
+prio_critical_goodput_pct_<s>, prio_default_ttft_p99_<s>,
+prio_default_goodput_pct_<s>, prio_batch_shed_pct_<s> (the share of batch
+requests answered 429) per strategy <s> (lc, inflight, kv, scorers,
+kv_queue_off).
 
 Environment: ROUTING_BUDGET_S (570: runs that would end past it are
 skipped, the most important ones run first; the full plan takes about
 600 s the first time, when the capacities are measured, and 570 s after), ROUTING_DURATION_S (6),
 ROUTING_LOADS (30,80,120: the load sweep of sharegpt),
-ROUTING_LOADS_PREFIX (80,120: of shared-prefix; the other workloads run at
-80; at 30 % every strategy does the same), ROUTING_SEED (1), ROUTING_ONLY (a comma-
+ROUTING_LOADS_PREFIX (80,120: of shared-prefix; priorities runs at 120,
+the other workloads at 80; at 30 % every strategy does the same), ROUTING_SEED (1), ROUTING_ONLY (a comma-
 separated list of workloads), ROUTING_STRATEGIES (a comma-separated list).
 """
 
