@@ -16,6 +16,16 @@ Workloads:
   failure        sharegpt; one member stops answering (sim fault "hang",
                  scope all: requests, /health and /metrics) at 25 % of the
                  run, for the rest of it
+  priorities     sharegpt at 120 % of its capacity with mixed objectives
+                 (loadgen --objective): 20 % "critical" (priority 10), 30 %
+                 "batch" (priority -1, sheddable), 50 % without the header
+                 ("default", priority 0); the mcig strategies declare them
+                 (mcig_objective), nginx's see the headers only.  Does
+                 critical keep its TTFT SLO while batch absorbs the
+                 overload?  Third in the plan (after shared-prefix and
+                 sharegpt at 80 %); runs least_conn and the three mcig
+                 modes, then mcig_kv_queue_off at the end of the plan if
+                 the budget leaves time
 
 Strategies are a table (STRATEGIES): a name, the upstream lines and, if
 needed, http-level lines.  To add one, add an entry; "regions": True runs
@@ -23,7 +33,10 @@ it only on fleets with several regions, where the member list is split by
 region and {regions} / {region_lines} are filled in; "workloads" limits it
 to some workloads; "extra": True runs it only when ROUTING_STRATEGIES
 names it (mcig_kv_queue_off, mcig_scorers_queue_off: the mcig_queue
-default's effect).
+default's effect).  A workload may add upstream lines to the mcig
+strategies (its "objectives"), restrict its strategies ("strategies") and
+name "late" ones, run after every other run of the plan; ROUTING_STRATEGIES
+overrides both.
 
 Capacity: for each workload, loadgen sends twice the expected capacity
 through least_conn for PROBE_S seconds; the capacity is the completions per
@@ -37,18 +50,27 @@ over the whole run, drain included), goodput (requests within the SLO per
 second of the measured window, and as a fraction), answers by status (429,
 503, 504, other errors, cut streams, timeouts), the fleet's prefix-cache hit
 rate (hits / queries in tokens, from the simulator's /state), preemptions,
-and the share served by the remote region.
+and the share served by the remote region.  With objectives (priorities):
+the same per objective (critical / default / batch), answers by status
+(200, 429, 503, 504, other) and the requests that waited in the gateway's
+queue (its status JSON, saved as runs/<run>.status.json).
 
-Output in build/bench/routing/: results.csv, results.json, results.md,
-ttft_vs_load.png, goodput.png, prefix_hit.png (when matplotlib is there),
-runs/<run>.{csv,json,log}.  The last line is "RESULT key=value ...".
+Output in build/bench/routing/: results.csv, results.json, results.md
+(per-objective table under priorities), objectives.csv (a row per run and
+objective), ttft_vs_load.png, goodput.png, prefix_hit.png (when matplotlib
+is there), runs/<run>.{csv,json,log}.  The last line is "RESULT key=value
+...": ratios of mcig to nginx, and for priorities prio_critical_ttft_p99_<s>,
+prio_critical_goodput_pct_<s>, prio_default_ttft_p99_<s>,
+prio_default_goodput_pct_<s>, prio_batch_shed_pct_<s> (the share of batch
+requests answered 429) per strategy <s> (lc, inflight, kv, scorers,
+kv_queue_off).
 
 Environment: ROUTING_BUDGET_S (570: runs that would end past it are
 skipped, the most important ones run first; the full plan takes about
 600 s the first time, when the capacities are measured, and 570 s after), ROUTING_DURATION_S (6),
 ROUTING_LOADS (30,80,120: the load sweep of sharegpt),
-ROUTING_LOADS_PREFIX (80,120: of shared-prefix; the other workloads run at
-80; at 30 % every strategy does the same), ROUTING_SEED (1), ROUTING_ONLY (a comma-
+ROUTING_LOADS_PREFIX (80,120: of shared-prefix; priorities runs at 120,
+the other workloads at 80; at 30 % every strategy does the same), ROUTING_SEED (1), ROUTING_ONLY (a comma-
 separated list of workloads), ROUTING_STRATEGIES (a comma-separated list).
 """
 
@@ -223,7 +245,35 @@ WORKLOADS = collections.OrderedDict([
     ("unequal", {"fleet": "unequal", "args": SHAREGPT, "capacity": "sharegpt"}),
     ("failure", {"fleet": "single", "args": SHAREGPT, "capacity": "sharegpt",
                  "fault": (0.25, "hang", 0), "duration": 8}),
+    # "objectives": (name, priority, fraction) tagged by loadgen and declared
+    # (mcig_objective) in the upstream of the mcig strategies; the rest of the
+    # requests carry no header (priority 0, "default" in the report).
+    # "strategies": the ones run (the 4 main: the budget); "late": run after
+    # every other run of the plan, if the budget leaves time.
+    ("priorities", {"fleet": "single", "args": SHAREGPT, "capacity": "sharegpt",
+                    "objectives": [("critical", 10, 0.2), ("batch", -1, 0.3)],
+                    "strategies": ["least_conn", "mcig_in_flight", "mcig_kv",
+                                   "mcig_scorers"],
+                    "late": ["mcig_kv_queue_off"]}),
 ])
+
+
+def workload_args(workload):
+    w = WORKLOADS[workload]
+    out = list(w["args"])
+    for name, _, frac in w.get("objectives", []):
+        out += ["--objective", "%s=%g" % (name, frac)]
+    return out
+
+
+def objective_groups(workload):
+    """(label, header value, priority) per objective, highest priority
+    first; the requests without a header are "default" (priority 0)."""
+    objs = WORKLOADS[workload].get("objectives")
+    if not objs:
+        return []
+    g = [(name, name, prio) for name, prio, _ in objs] + [("default", "", 0)]
+    return sorted(g, key=lambda x: -x[2])
 
 
 def plan():
@@ -232,20 +282,30 @@ def plan():
     only = [w for w in os.environ.get("ROUTING_ONLY", "").split(",") if w]
     sweep = [(w, load) for w in ("sharegpt", "shared-prefix") for load in LOADS[w]]
     p = [x for x in (("shared-prefix", 80), ("sharegpt", 80)) if x in sweep]
+    p.append(("priorities", 120))     # mixed objectives in overload
     p += sorted((x for x in sweep if x[1] >= 80 and x not in p), key=lambda x: -x[1])
     p += [("unequal", 80), ("failure", 80), ("lora", 80)]
     p += sorted((x for x in sweep if x not in p), key=lambda x: -x[1])
     return [x for x in p if not only or x[0] in only]
 
 
-def strategies_for(workload):
+def strategies_for(workload, late=False):
+    """The strategies run on a workload: ROUTING_STRATEGIES if set, else
+    the workload's "strategies" (or all but the extra ones); late=True:
+    its "late" ones, run at the end of the plan (without
+    ROUTING_STRATEGIES only)."""
     names = [s for s in os.environ.get("ROUTING_STRATEGIES", "").split(",") if s]
-    multi = WORKLOADS[workload]["fleet"] == "unequal"
+    w = WORKLOADS[workload]
+    multi = w["fleet"] == "unequal"
+    if late:
+        return [] if names else list(w.get("late", []))
     out = []
     for name, s in STRATEGIES.items():
         if names and name not in names:
             continue
         if s.get("extra") and name not in names:
+            continue
+        if not names and w.get("strategies") and name not in w["strategies"]:
             continue
         if s.get("regions") and not multi:
             continue
@@ -355,7 +415,21 @@ class Sim:
         self.log.close()
 
 
-def nginx_conf(strategy, fleet_doc, logpath, port, pidfile):
+def is_mcig(strategy):
+    return "mcig_pool;" in STRATEGIES[strategy]["upstream"]
+
+
+def workload_upstream(workload, strategy):
+    """Upstream lines a workload adds to the mcig strategies: its
+    objectives (nginx's round robin and least_conn have none and only see
+    the headers)."""
+    if not is_mcig(strategy):
+        return ""
+    return "\n".join("mcig_objective %s priority=%d;" % (name, prio)
+                     for name, prio, _ in WORKLOADS[workload].get("objectives", []))
+
+
+def nginx_conf(strategy, fleet_doc, logpath, port, pidfile, extra=""):
     s = STRATEGIES[strategy]
     servers = "\n".join("        server %s;" % m["listen"] for m in fleet_doc["servers"])
     regions = list(fleet_doc["regions"])
@@ -399,12 +473,13 @@ http {
 }
 """ % {"module": MODULE, "log": logpath, "work": WORK,
        "http": indent(s.get("http", "")), "servers": servers,
-       "upstream": indent(s["upstream"]), "host": GW_HOST, "port": port,
+       "upstream": indent(s["upstream"] + ("\n" + extra if extra else "")),
+       "host": GW_HOST, "port": port,
        "status": status, "pidfile": pidfile}
 
 
 class Nginx:
-    def __init__(self, strategy, fleet_doc, logpath, slot):
+    def __init__(self, strategy, fleet_doc, logpath, slot, extra=""):
         self.port = slot.cfg["port"]
         self.pidfile = os.path.join(WORK, "nginx-%d.pid" % self.port)
         self.conf = os.path.join(WORK, "nginx-%d.conf" % self.port)
@@ -415,7 +490,8 @@ class Nginx:
                 break
             time.sleep(0.05)
         with open(self.conf, "w") as f:
-            f.write(nginx_conf(strategy, fleet_doc, logpath, self.port, self.pidfile))
+            f.write(nginx_conf(strategy, fleet_doc, logpath, self.port, self.pidfile,
+                               extra))
         if os.path.exists(self.pidfile):
             os.unlink(self.pidfile)
         r = subprocess.run([NGINX, "-p", WORK + "/", "-c", self.conf, "-e", logpath],
@@ -480,11 +556,27 @@ def pct(values, q):
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def analyse(csv_path, duration, local_region):
+def analyse(csv_path, duration, local_region, objectives=()):
+    """The measures of a run over the requests scheduled after the warm-up;
+    with objectives ((label, header value, priority), ...) the same per
+    objective too, under "objectives" (label -> measures)."""
     rows = list(csv.DictReader(open(csv_path)))
     win = [r for r in rows if float(r["t_sched"]) >= WARMUP_S]
     window_s = max(0.001, duration - WARMUP_S)
+    res = measures(win, window_s, local_region)
+    if objectives:
+        res["objectives"] = collections.OrderedDict()
+        for label, value, prio in objectives:
+            m = measures([r for r in win if r["objective"] == value], window_s,
+                         local_region)
+            m["priority"] = prio
+            m["shed_frac"] = (round(m["n429"] / m["requests"], 4)
+                              if m["requests"] else None)
+            res["objectives"][label] = m
+    return res
 
+
+def measures(win, window_s, local_region):
     def f(r, k):
         return float(r[k]) if r[k] not in ("", None) else None
 
@@ -549,7 +641,8 @@ def run_one(workload, strategy, rate, duration, tag):
     ngx = None
     timer = None
     try:
-        ngx = Nginx(strategy, fdoc, base + ".nginx.log", slot)
+        ngx = Nginx(strategy, fdoc, base + ".nginx.log", slot,
+                    workload_upstream(workload, strategy))
         # let the scraper and the health checks see every member once
         t_end = time.monotonic() + 3
         while STRATEGIES[strategy].get("status") and time.monotonic() < t_end:
@@ -572,7 +665,7 @@ def run_one(workload, strategy, rate, duration, tag):
                "--requests", "100000", "--timeout", "%g" % TIMEOUT_S,
                "--seed", str(SEED), "--csv", base + ".csv", "--json", base + ".json",
                "--slo-ttft-ms", "%g" % SLO_TTFT_MS, "--slo-tpot-ms", "%g" % SLO_TPOT_MS
-               ] + w["args"]
+               ] + workload_args(workload)
         with open(base + ".loadgen.log", "w") as lg:
             subprocess.run(cmd, stdout=lg, stderr=subprocess.STDOUT,
                            timeout=duration + TIMEOUT_S + 30)
@@ -583,8 +676,19 @@ def run_one(workload, strategy, rate, duration, tag):
         if timer:
             timer.cancel()
         slot.teardown(ngx, sim)
-    res = analyse(base + ".csv", duration, LOCAL)
+    res = analyse(base + ".csv", duration, LOCAL, objective_groups(workload))
     summ = json.load(open(base + ".json"))
+    if status is not None:
+        with open(base + ".status.json", "w") as f:
+            json.dump(status, f, indent=1)
+    if status and res.get("objectives"):
+        # the gateway's own counts per objective (the whole run, warm-up
+        # included): requests that waited in its queue, shed, timed out
+        for o in status.get("objectives") or []:
+            m = res["objectives"].get(o.get("name") or "default")
+            if m is not None:
+                for k in ("queued", "shed", "queue_timeout"):
+                    m["gw_" + k] = o.get(k)
     q, h, pre = sim_totals(state)
     res.update({
         "workload": workload, "strategy": strategy, "rate": round(rate, 2),
@@ -691,6 +795,28 @@ def cell(r, k):
     return str(v)
 
 
+OBJ_COLS = [("strategy", "strategy"), ("objective_prio", "objective (priority)"),
+            ("requests", "requests"), ("ttft_p50", "TTFT p50 ms"),
+            ("ttft_p90", "TTFT p90 ms"), ("ttft_p99", "TTFT p99 ms"),
+            ("tpot_p50", "TPOT p50 ms"), ("goodput_frac", "goodput %"),
+            ("ok", "200"), ("n429", "429"), ("n503", "503"), ("n504", "504"),
+            ("errs", "other errors"), ("gw_queued", "waited in gateway")]
+
+
+def objective_rows(rs):
+    """One row per (run, objective) of the runs with objectives."""
+    out = []
+    for r in sorted(rs, key=lambda r: (r["load"], list(STRATEGIES).index(r["strategy"]))):
+        for label, m in (r.get("objectives") or {}).items():
+            row = dict(m)
+            row.update({"workload": r["workload"], "load": r["load"],
+                        "strategy": r["strategy"],
+                        "objective": label,
+                        "objective_prio": "%s (%d)" % (label, m["priority"])})
+            out.append(row)
+    return out
+
+
 def markdown(results, caps, meta):
     out = ["# Routing benchmark", "",
            "Machine: %s; load average before %s, after %s. Seed %d; %g s of arrivals per "
@@ -711,6 +837,17 @@ def markdown(results, caps, meta):
         for r in sorted(rs, key=lambda r: (r["load"], list(STRATEGIES).index(r["strategy"]))):
             out.append("| " + " | ".join(cell(r, k) for k, _ in COLS) + " |")
         out.append("")
+        orows = objective_rows(rs)
+        if orows:
+            out += ["Per objective (goodput % = requests within the SLO / requests of "
+                    "that objective, shed ones included; \"waited in gateway\": the "
+                    "gateway's count over the whole run, warm-up included):", "",
+                    "| load % | " + " | ".join(h for _, h in OBJ_COLS) + " |",
+                    "|" + "---|" * (len(OBJ_COLS) + 1)]
+            for r in orows:
+                out.append("| %d | " % r["load"]
+                           + " | ".join(cell(r, k) for k, _ in OBJ_COLS) + " |")
+            out.append("")
     if meta["skipped"]:
         out += ["Skipped (time budget): " + ", ".join(meta["skipped"]), ""]
     return "\n".join(out) + "\n"
@@ -726,25 +863,28 @@ def plots(results):
         return []
     files = []
     labels = {k: v["label"] for k, v in STRATEGIES.items()}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, w in zip(axes, ("sharegpt", "shared-prefix")):
-        for s in STRATEGIES:
-            pts = sorted((r["load"], r["ttft_p90"]) for r in results
-                         if r["workload"] == w and r["strategy"] == s
-                         and r["ttft_p90"] is not None)
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=labels[s])
-        ax.set_yscale("log")
-        ax.set_title("%s: TTFT p90" % w)
-        ax.set_xlabel("load, % of the fleet's capacity")
-        ax.set_ylabel("ms")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    p = os.path.join(OUT, "ttft_vs_load.png")
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    files.append(p)
+    # TTFT against load: the sweeps (none with e.g. ROUTING_ONLY=priorities)
+    if any(r["workload"] in ("sharegpt", "shared-prefix") for r in results):
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+        for ax, w in zip(axes, ("sharegpt", "shared-prefix")):
+            for s in STRATEGIES:
+                pts = sorted((r["load"], r["ttft_p90"]) for r in results
+                             if r["workload"] == w and r["strategy"] == s
+                             and r["ttft_p90"] is not None)
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o",
+                            label=labels[s])
+            ax.set_yscale("log")
+            ax.set_title("%s: TTFT p90" % w)
+            ax.set_xlabel("load, % of the fleet's capacity")
+            ax.set_ylabel("ms")
+            ax.grid(True, which="both", alpha=0.3)
+        axes[0].legend(fontsize=8)
+        fig.tight_layout()
+        p = os.path.join(OUT, "ttft_vs_load.png")
+        fig.savefig(p, dpi=100)
+        plt.close(fig)
+        files.append(p)
 
     for metric, name, title in (("goodput_frac", "goodput.png",
                                  "goodput (share of requests within the SLO) at 80 % load"),
@@ -797,7 +937,9 @@ def result_line(results):
 
     short = {"mcig_kv": "kv", "mcig_scorers": "scorers", "mcig_in_flight": "inflight",
              "mcig_scorers_lora": "scorers_lora", "mcig_kv_regions": "regions",
-             "round_robin": "rr", "least_conn": "lc"}
+             "round_robin": "rr", "least_conn": "lc",
+             "mcig_kv_queue_off": "kv_queue_off",
+             "mcig_scorers_queue_off": "scorers_queue_off"}
     kv = []
     for w, ws in (("shared-prefix", "sp"), ("sharegpt", "sg")):
         for load in (80, 120):
@@ -820,6 +962,21 @@ def result_line(results):
     for s in ("round_robin", "least_conn") + tuple(HEADLINE_MCIG):
         h = get("shared-prefix", 80, s, "prefix_hit")
         kv.append(("prefix_hit_sp80_%s" % short[s], "na" if h is None else "%.3f" % h))
+    # mixed priorities at 120 %: per objective (TTFT in ms, shares in %)
+    w = WORKLOADS["priorities"]
+    for s in w["strategies"] + w["late"]:
+        objs = get("priorities", 120, s, "objectives") or {}
+
+        def o(label, k, scale=1, fmt="%.0f"):
+            v = (objs.get(label) or {}).get(k)
+            return "na" if v is None else fmt % (scale * v)
+        kv += [("prio_critical_ttft_p99_%s" % short[s], o("critical", "ttft_p99")),
+               ("prio_critical_goodput_pct_%s" % short[s],
+                o("critical", "goodput_frac", 100, "%.1f")),
+               ("prio_default_ttft_p99_%s" % short[s], o("default", "ttft_p99")),
+               ("prio_default_goodput_pct_%s" % short[s],
+                o("default", "goodput_frac", 100, "%.1f")),
+               ("prio_batch_shed_pct_%s" % short[s], o("batch", "shed_frac", 100, "%.1f"))]
     return " ".join("%s=%s" % x for x in kv)
 
 
@@ -854,6 +1011,7 @@ def main():
                              key=list(WORKLOADS).index))
     results = []
     runs = [(w, load, s) for w, load in p for s in strategies_for(w)]
+    runs += [(w, load, s) for w, load in p for s in strategies_for(w, late=True)]
     log("%d runs planned, budget %g s" % (len(runs), BUDGET_S))
     avg = None
     for i, (w, load, s) in enumerate(runs):
@@ -882,6 +1040,12 @@ def main():
                r["ttft_p50"], r["ttft_p90"], r["ttft_p99"], cell(r, "goodput_frac"),
                cell(r, "prefix_hit"), r["n429"], r["n503"], r["n504"],
                r["n_other"] + r["n_cut"] + r["n_timeout"], cell(r, "remote_frac")))
+        for label, m in (r.get("objectives") or {}).items():
+            log("    %-8s %4d req: TTFT p50/p90/p99 %s/%s/%s ms, goodput %s%%, "
+                "200:%d 429:%d 503:%d 504:%d other:%d, waited in gateway %s"
+                % (label, m["requests"], m["ttft_p50"], m["ttft_p90"], m["ttft_p99"],
+                   cell(m, "goodput_frac"), m["ok"], m["n429"], m["n503"], m["n504"],
+                   m["n_other"] + m["n_cut"] + m["n_timeout"], cell(m, "gw_queued")))
     Slot.join_all()
     for r in results:   # the whole log, the shutdown included
         with open(r.pop("nginx_log"), errors="replace") as f:
@@ -904,6 +1068,18 @@ def main():
         wr.writerow(keys)
         for r in results:
             wr.writerow(["" if r.get(k) is None else r.get(k) for k in keys])
+    orows = objective_rows(results)
+    if orows:
+        okeys = ["workload", "load", "strategy", "objective", "priority", "requests",
+                 "ok", "ttft_p50", "ttft_p90", "ttft_p99", "e2e_p99", "tpot_p50",
+                 "goodput_per_s", "goodput_frac", "n429", "n503", "n504", "n_other",
+                 "n_cut", "n_timeout", "shed_frac", "gw_queued", "gw_shed",
+                 "gw_queue_timeout"]
+        with open(os.path.join(OUT, "objectives.csv"), "w", newline="") as f:
+            wr = csv.writer(f)
+            wr.writerow(okeys)
+            for r in orows:
+                wr.writerow(["" if r.get(k) is None else r.get(k) for k in okeys])
     md = markdown(results, caps, meta)
     with open(os.path.join(OUT, "results.md"), "w") as f:
         f.write(md)

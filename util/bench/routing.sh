@@ -2,7 +2,7 @@
 # The routing benchmark (util/bench/run.sh routing): open-loop Poisson
 # arrivals from util/sim/loadgen.py on a simulated vLLM fleet
 # (util/sim/vllm_sim.py) through nginx round robin, nginx least_conn and
-# each mcig balancing mode, on five workloads, at loads relative to the
+# each mcig balancing mode, on six workloads, at loads relative to the
 # fleet's measured capacity.  util/bench/routing.py says what is measured
 # and how; results, tables and plots go to build/bench/routing/, and the
 # last line is "RESULT key=value ...".  Bounded to ROUTING_BUDGET_S

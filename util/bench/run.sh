@@ -17,7 +17,7 @@
 #                                the prefix index of 64 members, scored
 #   util/bench/run.sh routing    routing quality on the simulated vLLM fleet:
 #                                round robin, least_conn and the mcig modes
-#                                on five workloads at 30-120 % of capacity
+#                                on six workloads at 30-120 % of capacity
 #                                (util/bench/routing.sh; about 10 minutes)
 #
 # Environment: BENCH_DURATION (seconds per wrk run, default 10),
