@@ -1056,7 +1056,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
         c[n].full = (load >= capacity);
         c[n].in_flight = (uint32_t) ngx_max(
-                                  (ngx_atomic_int_t) member->node->in_flight, 0);
+                                 (ngx_atomic_int_t) member->node->in_flight, 0);
         c[n].capacity = (uint32_t) member->capacity;
         c[n].prefix_blocks = nblocks ? counts[i] : 0;
         c[n].fresh = 0;

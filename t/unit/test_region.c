@@ -58,7 +58,8 @@ choose(const mcig_region_load_t *r, int n, mcig_region_kind_e *kind)
 static void
 test_local_under_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 999999, 0, 0 }, { 4, 0, 0, 0 }, { 4, 0, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 999999, 0, 0 }, { 4, 0, 0, 0 },
+                                { 4, 0, 0, 0 } };
     int                 count[3];
 
     (void) state;
