@@ -117,7 +117,7 @@ for t in "${targets[@]}"; do
 
     # a fresh working copy: libFuzzer adds to the corpus it is given
     rm -rf "$corpus"
-    mkdir -p "$corpus"
+    mkdir -p "$corpus" build/fuzz/artifacts
     cp t/fuzz/corpus/"$t"/* "$corpus"/
 
     start=$(date +%s)
