@@ -428,7 +428,7 @@ mcig_status_json(const mcig_status_t *st, size_t *len)
     char    *time, **pools, *text;
     size_t   i, n;
     out_t    o;
-    cJSON   *num;
+    cJSON   *item;
 
     text = NULL;
 
@@ -440,18 +440,19 @@ mcig_status_json(const mcig_status_t *st, size_t *len)
 
     memset(pools, 0, (st->npools + 1) * sizeof(char *));
 
-    num = cJSON_CreateNumber((double) st->time_ms);
-    time = num ? cJSON_PrintUnformatted(num) : NULL;
-    cJSON_Delete(num);
+    /* cJSON writes the number, as it did */
+    item = cJSON_CreateNumber((double) st->time_ms);
+    time = item ? cJSON_PrintUnformatted(item) : NULL;
+    cJSON_Delete(item);
 
     if (time == NULL) {
         goto done;
     }
 
     for (i = 0; i < st->npools; i++) {
-        num = json_pool(&st->pools[i]);
-        pools[i] = num ? cJSON_PrintUnformatted(num) : NULL;
-        cJSON_Delete(num);
+        item = json_pool(&st->pools[i]);
+        pools[i] = item ? cJSON_PrintUnformatted(item) : NULL;
+        cJSON_Delete(item);
 
         if (pools[i] == NULL) {
             goto done;
@@ -922,6 +923,7 @@ static void
 prom_family(out_t *o, const mcig_status_pool_t *pool, unsigned family)
 {
     size_t       i;
+    uint64_t     count[5];
     const char  *name;
 
     static const char  *refused[] = { "pool_saturated",
@@ -942,15 +944,17 @@ prom_family(out_t *o, const mcig_status_pool_t *pool, unsigned family)
     switch (family) {
 
     case F_POOL_REFUSED:
+        count[0] = pool->saturated;
+        count[1] = pool->no_member;
+        count[2] = pool->deadline;
+        count[3] = pool->queue.outcomes[MCIG_STATUS_QUEUE_FULL];
+        count[4] = pool->queue.outcomes[MCIG_STATUS_QUEUE_TIMEOUT];
+
         for (i = 0; i < 5; i++) {
             prom_open(o, name, pool);
             prom_label_text(o, "reason", refused[i]);
             prom_value(o);
-            out_u64(o, i == 0 ? pool->saturated
-                       : i == 1 ? pool->no_member
-                       : i == 2 ? pool->deadline
-                       : i == 3 ? pool->queue.outcomes[MCIG_STATUS_QUEUE_FULL]
-                       : pool->queue.outcomes[MCIG_STATUS_QUEUE_TIMEOUT]);
+            out_u64(o, count[i]);
             out_bytes(o, "\n", 1);
         }
 
