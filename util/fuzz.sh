@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes the pure core of ngx_mcig_module with libFuzzer (clang, ASan and
 # UBSan): the body scanner (with prompt hashing), the Prometheus parser, the
-# error JSON writer, the region choice, the prefix index and the manifest
-# loader.  Each target runs FUZZ_SECONDS (default 60) from a fresh
-# copy of its seed corpus in t/fuzz/corpus/<target>/; the corpus grown stays
-# in build/fuzz/corpus-<target>/, crashing inputs go to build/fuzz/artifacts/
+# error JSON writer, the region choice, the prefix index, the manifest
+# loader and the status writers (JSON and Prometheus text).  Each target
+# runs FUZZ_SECONDS (default 60) from a fresh copy of its seed corpus in
+# t/fuzz/corpus/<target>/; the corpus grown stays in
+# build/fuzz/corpus-<target>/, crashing inputs go to build/fuzz/artifacts/
 # and the whole output of a run to build/fuzz/<target>.log.  Prints one line
 # per target, ends with "N passed, N failed"; exits non-zero if any target
 # crashed, leaked or timed out.
@@ -20,7 +21,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 seconds=${FUZZ_SECONDS:-60}
-all=(body prom json region prefix manifest)
+all=(body prom json region prefix manifest status)
 
 if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
     echo "fuzz: FUZZ_SECONDS must be a positive number of seconds" >&2
@@ -86,6 +87,7 @@ sources() {
     prom)   echo ngx_mcig_module/mcig_prom.c ngx_mcig_module/mcig_pick.c ;;
     json)   echo ngx_mcig_module/mcig_json.c ;;
     region) echo ngx_mcig_module/mcig_region.c ngx_mcig_module/mcig_pick.c ;;
+    status) echo ngx_mcig_module/mcig_status.c ngx_mcig_module/mcig_prom.c ;;
     esac
 }
 
@@ -109,7 +111,7 @@ for t in "${targets[@]}"; do
     if ! clang -g -O1 -fsanitize=fuzzer,address,undefined \
             -fno-sanitize-recover=all -fno-omit-frame-pointer -Wall -Wextra \
             -Ingx_mcig_module -o "$bin" "t/fuzz/fuzz_$t.c" $(sources "$t") \
-            -lyaml -lm; then
+            -lyaml -lcjson -lm; then
         echo "fuzz $t: does not compile"
         failed=$((failed + 1))
         continue
@@ -117,7 +119,7 @@ for t in "${targets[@]}"; do
 
     # a fresh working copy: libFuzzer adds to the corpus it is given
     rm -rf "$corpus"
-    mkdir -p "$corpus"
+    mkdir -p "$corpus" build/fuzz/artifacts
     cp t/fuzz/corpus/"$t"/* "$corpus"/
 
     start=$(date +%s)

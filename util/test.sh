@@ -65,7 +65,7 @@ for src in t/unit/test_*.c; do
     if ! gcc -std=gnu99 -g -O1 -Wall -Wextra -Werror \
             -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fno-omit-frame-pointer -Ingx_mcig_module \
-            -o "$bin" "$src" "${core_srcs[@]}" -lcmocka -lyaml -lm; then
+            -o "$bin" "$src" "${core_srcs[@]}" -lcmocka -lyaml -lcjson -lm; then
         echo "unit: $name does not compile"
         failed=$((failed + 1))
         continue
