@@ -7,9 +7,12 @@ given as a fraction of the fleet's capacity, measured first (below).
 
 Workloads:
   sharegpt       ShareGPT-like prompt and output lengths (loadgen's)
-  shared-prefix  64 users over 4 system prompts of 2048 tokens; the KV cache
-                 of a member holds about two of them, so where a request
-                 goes decides whether its prefix is cached
+  shared-prefix  64 users over 16 system prompts of 1024 tokens; the KV
+                 cache of a member (6144 tokens) holds about four of them
+                 next to its running requests, so where a request goes
+                 decides whether its prefix is cached (with 8 prompts every
+                 member ended up holding most of them, whatever the
+                 routing)
   lora           4 LoRA adapters, uniform, on members with max_lora 2
   unequal        sharegpt on two regions: the local one (europe-west3) has
                  2 members, the remote one (us-east4) 4, 90 ms away
@@ -236,7 +239,7 @@ WORKLOADS = collections.OrderedDict([
     ("sharegpt", {"fleet": "single", "args": SHAREGPT, "capacity": "sharegpt",
                   "guess": 40}),
     ("shared-prefix", {"fleet": "single",
-                       "args": ["--workload", "shared-prefix", "--prefixes", "8",
+                       "args": ["--workload", "shared-prefix", "--prefixes", "16",
                                 "--prefix-tokens", "1024", "--users", "64"],
                        "capacity": "shared-prefix", "guess": 30}),
     ("lora", {"fleet": "single",
