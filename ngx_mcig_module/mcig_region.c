@@ -6,6 +6,7 @@
 
 
 #define mcig_region_eligible(r)  (!(r)->drained && (r)->healthy > 0)
+#define mcig_region_min(a, b)     ((a) < (b) ? (a) : (b))
 
 
 int
@@ -52,12 +53,56 @@ mcig_region_update(mcig_region_state_t *st, uint32_t healthy, uint32_t total,
 }
 
 
+uint32_t
+mcig_region_next_keep(uint32_t keep_ppm, uint32_t util_ppm)
+{
+    uint64_t  root, low, high, keep;
+
+    if (keep_ppm == 0 || keep_ppm > MCIG_REGION_TARGET_PPM) {
+        keep_ppm = MCIG_REGION_TARGET_PPM;
+    }
+
+    /* the integer square root of util_ppm (1000 at target), by halving */
+    low = 0;
+    high = 65536;
+
+    while (low < high) {
+        root = (low + high + 1) / 2;
+
+        if (root * root <= util_ppm) {
+            low = root;
+
+        } else {
+            high = root - 1;
+        }
+    }
+
+    root = low;
+
+    if (root == 0) {
+        return MCIG_REGION_TARGET_PPM;
+    }
+
+    keep = (uint64_t) keep_ppm * 1000 / root;
+
+    if (keep > MCIG_REGION_TARGET_PPM) {
+        keep = MCIG_REGION_TARGET_PPM;
+    }
+
+    if (keep < MCIG_REGION_TARGET_PPM / 1000) {
+        keep = MCIG_REGION_TARGET_PPM / 1000;
+    }
+
+    return (uint32_t) keep;
+}
+
+
 int
 mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     mcig_region_kind_e *kind)
 {
     int       home, room, least, chosen, alt;
-    uint64_t  draw;
+    uint64_t  draw, keep, stay;
 
     if (n > MCIG_REGIONS_MAX) {
         n = MCIG_REGIONS_MAX;
@@ -77,7 +122,15 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
         return -1;
     }
 
-    if (r[home].util_ppm < MCIG_REGION_TARGET_PPM) {
+    keep = r[home].keep_ppm;
+
+    if (keep == 0 || keep > MCIG_REGION_TARGET_PPM) {
+        keep = MCIG_REGION_TARGET_PPM;
+    }
+
+    if (r[home].util_ppm < MCIG_REGION_TARGET_PPM
+        && keep == MCIG_REGION_TARGET_PPM)
+    {
         chosen = home;
         goto done;
     }
@@ -99,22 +152,21 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     }
 
     if (room >= n) {
-        chosen = least;
+        chosen = (r[home].util_ppm < MCIG_REGION_TARGET_PPM) ? home : least;
         goto done;
     }
 
-    /*
-     * Stay with probability 1/u: draw / 2^32 < target / util, multiplied
-     * out so that no division is needed; both products fit in 64 bits.
-     */
+    /* stay with probability min(keep, 1/u), in 32-bit fixed point */
+    stay = (keep << 32) / MCIG_REGION_TARGET_PPM;
+
+    if (r[home].util_ppm > MCIG_REGION_TARGET_PPM) {
+        stay = mcig_region_min(stay, ((uint64_t) MCIG_REGION_TARGET_PPM << 32)
+                                    / r[home].util_ppm);
+    }
+
     draw = mcig_rng_next(rng) >> 32;
 
-    if (draw * r[home].util_ppm < ((uint64_t) MCIG_REGION_TARGET_PPM << 32)) {
-        chosen = home;
-
-    } else {
-        chosen = room;
-    }
+    chosen = (draw < stay) ? home : room;
 
 done:
 

@@ -32,6 +32,13 @@
  *     otherwise it stays at home.  Home is thus left with 1/u of its
  *     traffic, which brings it back to its target if load follows traffic:
  *     1.1x spills 9.1 %, 2x spills 50 %.
+ *   - Home's share.  1/u is measured on the traffic home already keeps, so
+ *     alone it settles where home stays over target by as much as it must
+ *     spill (u = 1 / (1 - spilled)): a region that should spill 60 % would
+ *     run at 2.5x.  The caller may therefore learn the share home keeps,
+ *     keep_ppm, with mcig_region_next_keep() once in a while: the request
+ *     then stays with probability min(keep, 1/u), and under target with
+ *     probability keep (spilling as above otherwise); 0 is all of it.
  *   - no eligible region is under target: the least utilized eligible
  *     region is chosen, the earlier one on ties; home included.
  *
@@ -93,6 +100,7 @@ typedef struct {
     uint32_t    util_ppm;         /* of its target: 1000000 is at target */
     uint32_t    drained;          /* from mcig_region_update() */
     uint32_t    full;             /* to be avoided: no member with room */
+    uint32_t    keep_ppm;         /* share kept as home, 0: all */
 } mcig_region_load_t;
 
 
@@ -106,9 +114,18 @@ int mcig_region_update(mcig_region_state_t *st, uint32_t healthy,
     uint32_t total, uint64_t now_ms, const mcig_region_params_t *params);
 
 /*
+ * The share home keeps, learnt from its utilization: keep / sqrt(u), from
+ * 1/1000 to all (1000000).  Called at a steady pace, slower than the load
+ * follows the traffic (the gateway: twice a second), it converges to the
+ * share that holds home at its target.  keep 0 is all.
+ */
+uint32_t mcig_region_next_keep(uint32_t keep_ppm, uint32_t util_ppm);
+
+/*
  * Returns the index of the chosen region, or -1 when none is eligible, and
- * if kind is not NULL, how it was chosen.  rng is drawn from only when the
- * home region is at or over target and a later one is under.
+ * if kind is not NULL, how it was chosen.  rng is drawn from only when a
+ * later region is under target and home is at or over target or keeps
+ * less than all.
  */
 int mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     mcig_region_kind_e *kind);

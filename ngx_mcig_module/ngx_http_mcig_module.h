@@ -144,6 +144,15 @@ typedef struct {
     mcig_region_state_t             region_state[MCIG_REGIONS_MAX];
 
     /*
+     * The share of requests the home region keeps (mcig_region_next_keep),
+     * learnt twice a second by the worker that wins the update, and the
+     * home region (index + 1) it was learnt for.
+     */
+    ngx_atomic_t                    region_keep_ppm;
+    ngx_atomic_t                    region_keep_home;
+    ngx_atomic_t                    region_keep_msec;
+
+    /*
      * Flow control (ngx_http_mcig_queue.c): requests waiting in every
      * worker's queue, and per worker slot and priority band, so that a
      * worker holds its lower bands while a higher one waits anywhere and

@@ -22,6 +22,9 @@
 /* how often each worker looks for exited workers' in-flight counts */
 #define NGX_HTTP_MCIG_REPAIR_INTERVAL    1000
 
+/* how often the home region's share of requests is learnt, in ms */
+#define NGX_HTTP_MCIG_KEEP_PERIOD        500
+
 
 typedef struct {
     ngx_shm_zone_t                     *shm_zone;
@@ -78,6 +81,8 @@ static ngx_uint_t ngx_http_upstream_mcig_usable(
 static void ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
     ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_http_upstream_mcig_regions_t *agg);
+static void ngx_http_upstream_mcig_learn_keep(ngx_http_mcig_pool_node_t *node,
+    mcig_region_load_t *load, ngx_uint_t n, uint64_t now);
 static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
     ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
 static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
@@ -705,10 +710,13 @@ ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
                            : 0;
         /* a request that waited for room goes where there is some */
         load[i].full = pd->ctx->queued && agg->room[i] == 0;
+        load[i].keep_ppm = 0;
         load[i].drained = mcig_region_update(&node->region_state[i],
                                              agg->healthy[i], agg->total[i],
                                              now, &pool->region_params);
     }
+
+    ngx_http_upstream_mcig_learn_keep(node, load, n, now);
 
     chosen = mcig_region_choose(load, (int) n, &ngx_http_mcig_rng, &kind);
 
@@ -724,6 +732,53 @@ ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "mcig region %i, decision %d, local utilization %uD ppm",
                    (ngx_int_t) chosen, (int) kind, load[0].util_ppm);
+}
+
+
+/*
+ * The share the home region keeps is learnt from its utilization twice a
+ * second: slower than a server's load follows its traffic, so that the
+ * share does not overshoot.  A new home region starts from all.
+ */
+
+static void
+ngx_http_upstream_mcig_learn_keep(ngx_http_mcig_pool_node_t *node,
+    mcig_region_load_t *load, ngx_uint_t n, uint64_t now)
+{
+    ngx_uint_t         home;
+    ngx_atomic_uint_t  last;
+
+    for (home = 0; home < n; home++) {
+        if (!load[home].drained && load[home].healthy) {
+            break;
+        }
+    }
+
+    if (home == n) {
+        return;
+    }
+
+    last = node->region_keep_msec;
+
+    if (node->region_keep_home != home + 1) {
+        if (ngx_atomic_cmp_set(&node->region_keep_msec, last,
+                               (ngx_atomic_uint_t) now))
+        {
+            node->region_keep_ppm = MCIG_REGION_TARGET_PPM;
+            node->region_keep_home = home + 1;
+        }
+
+    } else if (now - last >= NGX_HTTP_MCIG_KEEP_PERIOD
+               && now > last
+               && ngx_atomic_cmp_set(&node->region_keep_msec, last,
+                                     (ngx_atomic_uint_t) now))
+    {
+        node->region_keep_ppm = mcig_region_next_keep(
+                                    (uint32_t) node->region_keep_ppm,
+                                    load[home].util_ppm);
+    }
+
+    load[home].keep_ppm = (uint32_t) node->region_keep_ppm;
 }
 
 

@@ -408,3 +408,36 @@ sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
       return ($1 >= 19 && $1 <= 41) ? "spill about half\n" : $r; }
 --- response_body
 spill about half
+
+
+
+=== TEST 14: home's share is learnt: a local region that stays at 2x however much spills keeps less and less than half
+--- http_config eval: ::regions_with(50)
+--- config eval
+"location /v1/ { proxy_pass http://two_regions; }\n" . ::ssi(60)
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 1
+vllm:num_requests_running 1000
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.05
+vllm:num_requests_running 1000
+--- init
+select(undef, undef, undef, 0.5);
+my $port = $Test::Nginx::Util::ServerPortForClient;
+# traffic for 3 s: the share is learnt twice a second, as requests come
+for (1 .. 20) {
+    system("curl -s -o /dev/null -m 2 -d '{\"model\":\"m\"}' "
+           . "http://127.0.0.1:$port/v1/c");
+    select(undef, undef, undef, 0.15);
+}
+--- request
+GET /t
+--- response_body_filters eval
+sub { my $r = ::count_remote(shift); $r =~ /remote=(\d+)/;
+      # 1/u alone would keep half (30 of 60 remote, sd 3.9); after six
+      # updates of keep / sqrt(2) home keeps about an eighth
+      return ($1 >= 42) ? "spill well over half\n" : $r; }
+--- response_body
+spill well over half
+--- timeout: 10

@@ -108,7 +108,7 @@ static void
 check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
 {
     int                 i, m, chosen, home, room, least, alt, some_full,
-                        some_room;
+                        some_room, keeps_all;
     uint64_t            before;
     mcig_region_kind_e  kind;
 
@@ -120,6 +120,8 @@ check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
 
     room = m;
     least = home;
+    keeps_all = (home == m || r[home].keep_ppm == 0
+                 || r[home].keep_ppm >= MCIG_REGION_TARGET_PPM);
 
     for (i = home + 1; i < m; i++) {
         if (!eligible(&r[i])) {
@@ -208,11 +210,14 @@ check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
          * the regions with room */
         if (chosen != alt) {
             CHECK(chosen == home
-                  || (r[home].util_ppm >= MCIG_REGION_TARGET_PPM
+                  || ((r[home].util_ppm >= MCIG_REGION_TARGET_PPM
+                       || !keeps_all)
                       && (chosen == room || chosen == least)));
         }
 
-        if (r[home].util_ppm < MCIG_REGION_TARGET_PPM && !r[home].full) {
+        if (r[home].util_ppm < MCIG_REGION_TARGET_PPM && !r[home].full
+            && keeps_all)
+        {
             CHECK(chosen == home);
         }
 
@@ -220,8 +225,17 @@ check_choice(const mcig_region_load_t *r, int n, mcig_rng_t *rng)
     }
 
     if (r[home].util_ppm < MCIG_REGION_TARGET_PPM) {
-        CHECK(chosen == home);
-        CHECK(rng->state == before);
+        if (keeps_all || room == m) {
+            /* home keeps it all, or has nowhere under target to spill to */
+            CHECK(chosen == home);
+            CHECK(rng->state == before);
+
+        } else {
+            /* home keeps its share: home or the first region under target */
+            CHECK(chosen == home || chosen == room);
+            CHECK(rng->state != before);
+        }
+
         return;
     }
 
@@ -283,6 +297,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load[i].util_ppm = 0;
         load[i].drained = 0;
         load[i].full = 0;
+        load[i].keep_ppm = 0;
     }
 
     now = 1000000;
@@ -340,8 +355,39 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         load[i].drained = (uint32_t) drained;
         load[i].util_ppm = util_ppm(b + 4);
         load[i].full = (b[0] >> 7) & 1;
+        load[i].keep_ppm = (b[3] & 1) ? (uint32_t) b[5] * 4000 : 0;
 
         check_choice(load, n, &rng);
+    }
+
+    /* the learnt share stays within 1/1000 and all, and moves the right
+     * way: down over target, up under it */
+    if (size >= HEADER + 6) {
+        uint32_t  keep, next, util;
+
+        keep = (uint32_t) data[HEADER] << 16 | (uint32_t) data[HEADER + 1] << 8
+               | data[HEADER + 2];
+        util = util_ppm(data + HEADER + 3);
+        next = mcig_region_next_keep(keep, util);
+
+        CHECK(next >= MCIG_REGION_TARGET_PPM / 1000
+              && next <= MCIG_REGION_TARGET_PPM);
+
+        if (keep == 0 || keep > MCIG_REGION_TARGET_PPM) {
+            keep = MCIG_REGION_TARGET_PPM;
+        }
+
+        if (keep < MCIG_REGION_TARGET_PPM / 1000) {
+            keep = MCIG_REGION_TARGET_PPM / 1000;
+        }
+
+        if (util > MCIG_REGION_TARGET_PPM + 2 * 1000) {
+            CHECK(next <= keep);
+        }
+
+        if (util < MCIG_REGION_TARGET_PPM) {
+            CHECK(next >= keep || next == MCIG_REGION_TARGET_PPM);
+        }
     }
 
     free(load);

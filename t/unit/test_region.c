@@ -58,8 +58,8 @@ choose(const mcig_region_load_t *r, int n, mcig_region_kind_e *kind)
 static void
 test_local_under_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 999999, 0, 0 }, { 4, 0, 0, 0 },
-                                { 4, 0, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 999999, 0, 0, 0 }, { 4, 0, 0, 0, 0 },
+                                { 4, 0, 0, 0, 0 } };
     int                 count[3];
 
     (void) state;
@@ -72,7 +72,7 @@ test_local_under_target(void **state)
 static void
 test_spill_fractions(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 1100000, 0, 0 }, { 4, 500000, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 1100000, 0, 0, 0 }, { 4, 500000, 0, 0, 0 } };
     int                 count[2];
 
     (void) state;
@@ -96,9 +96,9 @@ test_spill_fractions(void **state)
 static void
 test_cascade_past_over_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 2000000, 0, 0 }, { 4, 1500000, 0, 0 },
-                                { 4, 1200000, 0, 0 }, { 4, 300000, 0, 0 },
-                                { 4, 0, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 2000000, 0, 0, 0 }, { 4, 1500000, 0, 0, 0 },
+                                { 4, 1200000, 0, 0, 0 }, { 4, 300000, 0, 0, 0 },
+                                { 4, 0, 0, 0, 0 } };
     int                 count[5];
 
     (void) state;
@@ -115,8 +115,8 @@ test_cascade_past_over_target(void **state)
 static void
 test_all_over_target(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 1500000, 0, 0 }, { 4, 1300000, 0, 0 },
-                                { 4, 1200000, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 1500000, 0, 0, 0 }, { 4, 1300000, 0, 0, 0 },
+                                { 4, 1200000, 0, 0, 0 } };
     mcig_region_kind_e  kind;
 
     (void) state;
@@ -143,8 +143,8 @@ test_all_over_target(void **state)
 static void
 test_full_region_gives_way(void **state)
 {
-    mcig_region_load_t  r[] = { { 4, 500000, 0, 0 }, { 4, 1400000, 0, 0 },
-                                { 4, 1300000, 0, 0 } };
+    mcig_region_load_t  r[] = { { 4, 500000, 0, 0, 0 }, { 4, 1400000, 0, 0, 0 },
+                                { 4, 1300000, 0, 0, 0 } };
     mcig_region_kind_e  kind;
     int                 count[3];
 
@@ -191,10 +191,61 @@ test_full_region_gives_way(void **state)
 
 
 static void
+test_keep(void **state)
+{
+    mcig_region_load_t  r[] = { { 4, 500000, 0, 0, 500000 },
+                                { 4, 100000, 0, 0, 0 } };
+    int                 count[2];
+    uint32_t            keep;
+    int                 i;
+
+    (void) state;
+
+    /* the share learnt: keep / sqrt(u), from 1/1000 to all */
+    assert_int_equal(mcig_region_next_keep(0, 1000000), 1000000);
+    assert_int_equal(mcig_region_next_keep(500000, 4000000), 250000);
+    assert_int_equal(mcig_region_next_keep(500000, 250000), 1000000);
+    assert_int_equal(mcig_region_next_keep(800000, 1000000), 800000);
+    assert_int_equal(mcig_region_next_keep(1000, 0xffffffffU), 1000);
+    assert_int_equal(mcig_region_next_keep(700000, 0), 1000000);
+
+    /* home at 2x keeps half at once; learning brings it towards its
+     * target if load follows traffic: 2x at all -> 1x at half */
+    keep = 0;
+
+    for (i = 0; i < 30; i++) {
+        keep = mcig_region_next_keep(keep,
+                   (uint32_t) ((uint64_t) 2000000 * (keep ? keep : 1000000)
+                               / 1000000));
+    }
+
+    assert_in_range(keep, 495000, 505000);
+
+    /* under target, home keeps its share, the rest spills */
+    draw(r, 2, 11, count);
+    assert_in_range(count[0], DRAWS * 485 / 1000, DRAWS * 515 / 1000);
+
+    /* over target: the smaller of keep and 1/u */
+    r[0].util_ppm = 4000000;
+    draw(r, 2, 12, count);
+    assert_in_range(count[0], DRAWS * 235 / 1000, DRAWS * 265 / 1000);
+
+    r[0].util_ppm = 1250000;
+    draw(r, 2, 13, count);
+    assert_in_range(count[0], DRAWS * 485 / 1000, DRAWS * 515 / 1000);
+
+    /* nowhere under target to spill to: home, under target */
+    r[0].util_ppm = 500000;
+    r[1].util_ppm = 1500000;
+    assert_int_equal(choose(r, 2, NULL), 0);
+}
+
+
+static void
 test_failover(void **state)
 {
-    mcig_region_load_t  r[] = { { 0, 0, 0, 0 }, { 4, 800000, 0, 0 },
-                                { 4, 0, 0, 0 } };
+    mcig_region_load_t  r[] = { { 0, 0, 0, 0, 0 }, { 4, 800000, 0, 0, 0 },
+                                { 4, 0, 0, 0, 0 } };
     mcig_region_kind_e  kind;
     int                 count[3];
 
@@ -297,7 +348,7 @@ static void
 test_no_members(void **state)
 {
     mcig_region_state_t  st;
-    mcig_region_load_t   r[] = { { 0, 0, 0, 0 }, { 3, 500000, 0, 0 } };
+    mcig_region_load_t   r[] = { { 0, 0, 0, 0, 0 }, { 3, 500000, 0, 0, 0 } };
     mcig_region_kind_e   kind;
 
     (void) state;
@@ -325,7 +376,7 @@ test_no_members(void **state)
 static void
 test_one_region(void **state)
 {
-    mcig_region_load_t  r[] = { { 2, 500000, 0, 0 } };
+    mcig_region_load_t  r[] = { { 2, 500000, 0, 0, 0 } };
     mcig_region_kind_e  kind;
 
     (void) state;
@@ -383,6 +434,7 @@ main(void)
         cmocka_unit_test(test_cascade_past_over_target),
         cmocka_unit_test(test_all_over_target),
         cmocka_unit_test(test_full_region_gives_way),
+        cmocka_unit_test(test_keep),
         cmocka_unit_test(test_failover),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_restore_after_60s),

@@ -98,6 +98,8 @@ main(int argc, char **argv)
             load[r].util_ppm = healthy[r] ? util[r] / healthy[r] : 0;
             load[r].drained = mcig_region_update(&state[r], healthy[r],
                                                  total[r], iters, &params);
+            load[r].full = 0;
+            load[r].keep_ppm = 0;
         }
 
         chosen = mcig_region_choose(load, nreg, &rng, &kind);
