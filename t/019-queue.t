@@ -16,10 +16,10 @@ use Mcig;
 sub send_bg {
     my ($path, $secs, @headers) = @_;
     my $port = $Test::Nginx::Util::ServerPortForClient;
-    my $h = CORE::join(" ", map { "-H '$_'" } @headers);
 
-    system("curl -s -o /dev/null -m $secs $h -d '{\"model\":\"m\"}' "
-           . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+    Mcig::background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                     (map { ("-H", $_) } @headers), "-d", '{"model":"m"}',
+                     "http://127.0.0.1:$port$path");
 }
 
 # Mcig::hold() over HTTP/2, for a server that speaks nothing else.
@@ -27,8 +27,8 @@ sub hold_h2 {
     my ($path, $secs) = @_;
     my $port = $Test::Nginx::Util::ServerPortForClient;
 
-    system("curl -s -o /dev/null -m $secs --http2-prior-knowledge "
-           . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+    Mcig::background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                     "--http2-prior-knowledge", "http://127.0.0.1:$port$path");
     pause(0.5);
 }
 
@@ -218,9 +218,9 @@ qr/qorder - 499 waited=\d+/
 --- http2
 --- init
 main::hold_h2("/v1/slow", 5);
-system("curl -s -o /dev/null -m 1 --http2-prior-knowledge -d '{\"model\":\"m\"}' "
-       . "http://127.0.0.1:$Test::Nginx::Util::ServerPortForClient/v1/completions "
-       . ">/dev/null 2>&1 &");
+Mcig::background("curl", "-s", "-o", "/dev/null", "-m", 1,
+                 "--http2-prior-knowledge", "-d", '{"model":"m"}',
+                 "http://127.0.0.1:$Test::Nginx::Util::ServerPortForClient/v1/completions");
 main::pause(1.8);
 --- request
 GET /mcig/status
@@ -439,7 +439,7 @@ _EOC_
 vllm:kv_cache_usage_perc 0.95
 --- init
 main::pause(0.5);
-system("(sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom) >/dev/null 2>&1 &");
+Mcig::background("sh", "-c", "sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom");
 --- request
 POST /v1/completions
 {"model":"m"}

@@ -7,6 +7,7 @@ package Mcig;
 use strict;
 use warnings;
 use Test::Nginx::Socket ();
+use POSIX ();
 
 # Test::Nginx 0.32 writes "http2 on;" for nginx >= 1.19.9, but that
 # directive exists from nginx 1.25.1 on; older ones take "listen ... http2".
@@ -111,14 +112,75 @@ sub hold {
     my $port = $Test::Nginx::Util::ServerPortForClient;
 
     for (1 .. $n) {
-        system("curl -s -o /dev/null -m $secs "
-               . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+        background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                   "http://127.0.0.1:$port$path");
         select(undef, undef, undef, 0.2);
     }
 
     select(undef, undef, undef, 0.3);
 }
 
+# Background processes of the current block (clients that must be in
+# flight while it runs), by pid; each leads a process group of its own.
+my @background;
+
+# Starts a command (a list, no shell unless it names one) in the
+# background, its output thrown away; returns at once.
+sub background {
+    my @cmd = @_;
+    my $pid = fork();
+
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0);
+        open(STDIN, "<", "/dev/null");
+        open(STDOUT, ">", "/dev/null");
+        open(STDERR, ">", "/dev/null");
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+
+    # here too: the group exists before either side goes on
+    POSIX::setpgid($pid, $pid);
+    push @background, $pid;
+    return $pid;
+}
+
+# Ends what the last block left in the background.  Without it, under
+# TEST_NGINX_USE_HUP the next block would meet its requests: nginx is
+# reloaded, not restarted, so the old workers keep serving them, and the
+# members they hold, the queues they wait in and the error log they write
+# to are the next block's.  In the other modes nginx is stopped between
+# blocks, which drops them all the same (and waits for them first: nginx
+# shuts down gracefully).  The gateway sees its clients go at once
+# (EPOLLRDHUP) and ends their requests; a short pause lets it, so that the
+# next block starts from a quiet gateway.
+sub end_background {
+    local ($?, $!);
+    my $ended = 0;
+
+    for my $pid (@background) {
+        # still ours and running (0), or a zombie reaped now (its pid)
+        next if waitpid($pid, POSIX::WNOHANG()) != 0;
+        kill 'TERM', -$pid;
+        waitpid($pid, 0);
+        $ended++;
+    }
+
+    @background = ();
+    select(undef, undef, undef, 0.3) if $ended;
+}
+
+END {
+    end_background();
+}
+
+Test::Nginx::Socket::add_block_preprocessor(sub {
+    my $block = shift;
+
+    end_background();
+});
 sub master_pid {
     my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
 
