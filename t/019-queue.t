@@ -182,6 +182,7 @@ main::pause(0.4);
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot();
 Mcig::hold("/v1/slow", 1, 5);
 main::send_bg("/v1/completions", 4, "x-gateway-inference-objective: high");
 main::send_bg("/v1/completions", 4);
@@ -189,6 +190,7 @@ main::send_bg("/v1/completions", 4, "x-gateway-inference-fairness-id: t2");
 main::pause(1);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"queue":\{"max":1024,"max_per_priority":1024,"timeout_ms":30000,"sheddable":"shed","depth":3,"bands":\[\{"priority":10,"waiting":1\},\{"priority":0,"waiting":2\}\],"queued":3,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":0,/
 --- timeout: 10
@@ -199,11 +201,13 @@ qr/"queue":\{"max":1024,"max_per_priority":1024,"timeout_ms":30000,"sheddable":"
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot();
 Mcig::hold("/v1/slow", 1, 5);
 main::send_bg("/v1/completions", 1);
 main::pause(1.8);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":1,/
 --- error_log eval
@@ -217,6 +221,7 @@ qr/qorder - 499 waited=\d+/
 --- config eval: $::config
 --- http2
 --- init
+Mcig::snapshot();
 main::hold_h2("/v1/slow", 5);
 Mcig::background("curl", "-s", "-o", "/dev/null", "-m", 1,
                  "--http2-prior-knowledge", "-d", '{"model":"m"}',
@@ -224,6 +229,7 @@ Mcig::background("curl", "-s", "-o", "/dev/null", "-m", 1,
 main::pause(1.8);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":1,/
 --- timeout: 10
@@ -371,6 +377,7 @@ X-Queue-Time: []
 --- http_config eval: ::pool("mcig_queue timeout=300ms;")
 --- config eval: $::config
 --- init
+Mcig::snapshot("/mcig/metrics");
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 3, "x-gateway-inference-objective: high");
 main::pause(0.8);
@@ -386,7 +393,8 @@ sub {
     my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
     open(my $in, "<", "/tmp/mcig-promtool-q.out");
     my @problems = grep { !/^\s*$/ } <$in>;
-    my @want = grep { $body =~ /^\Q$_\E$/m } (
+    my $since = Mcig::counters_since($body);
+    my @want = grep { $since =~ /^\Q$_\E$/m } (
         'mcig_pool_queue_depth{pool="q",priority="10"} 0',
         'mcig_pool_queue_depth{pool="q",priority="0"} 0',
         'mcig_pool_queue_depth{pool="q",priority="-1"} 0',
@@ -408,11 +416,13 @@ promtool: ok
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot("/mcig/metrics");
 Mcig::hold("/v1/slow", 1, 2);
 main::send_bg("/v1/completions", 5);
 main::pause(2.5);
 --- request
 GET /mcig/metrics
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/^mcig_pool_queue_wait_seconds_bucket\{pool="q",le="0.500"\} 0\n.*^mcig_pool_queue_wait_seconds_bucket\{pool="q",le="\+Inf"\} 1\nmcig_pool_queue_wait_seconds_sum\{pool="q"\} \d+\.\d{3}\nmcig_pool_queue_wait_seconds_count\{pool="q"\} 1$/sm
 --- timeout: 10

@@ -176,11 +176,93 @@ END {
     end_background();
 }
 
+# Counters of the status pages (JSON and Prometheus) survive a reload: the
+# shared zone is kept by design.  A block that reads them takes a
+# snapshot() before it acts and compares what changed since
+# (counters_since() as its --- response_body_filters): the same figures in
+# every mode, TEST_NGINX_USE_HUP included.  One snapshot, of this block.
+our $snapshot;
+my $http2_only;
+
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
 
     end_background();
+    undef $snapshot;
+    $http2_only = defined $block->http2;
 });
+
+# An HTTP GET of the test server; the body.  A "--- http2" block's server
+# speaks HTTP/2 only (cleartext, prior knowledge).
+sub get {
+    my $path = shift;
+    my $port = $Test::Nginx::Util::ServerPortForClient;
+    my $h2 = $http2_only ? "--http2-prior-knowledge" : "";
+
+    return scalar `curl -s -m 10 $h2 http://127.0.0.1:$port$path`;
+}
+
+sub snapshot {
+    my $path = shift // "/mcig/status";
+    $snapshot = get($path);
+}
+
+# The JSON status' counters by their key (gauges, such as in_flight,
+# depth, waiting, capacity, are not subtracted)
+my $json_counter = qr/^(?:requests|failures|scrapes|scrape_errors|shed|queued
+                       |dispatched|queue_full|queue_timeout|abandoned
+                       |pool_saturated|no_member_available|deadline_exceeded
+                       |[1-5]xx|local|spillover|failover|count|sum|\d+
+                       |\+Inf)$/x;
+
+# The body with every counter replaced by its increase since the
+# snapshot: the n-th occurrence of a key of the JSON status, or each
+# series of a Prometheus counter (_total) or histogram (_bucket, _sum,
+# _count), loses the value it had then; values and layout are otherwise
+# untouched.
+sub counters_since {
+    my $body = shift;
+    my $before = $snapshot // "";
+
+    if ($body =~ /^\s*\{/) {
+        my (%old, %n);
+
+        while ($before =~ /"([^"]+)":(-?\d+(?:\.\d+)?)/g) {
+            my ($k, $v) = ($1, $2);
+            push @{ $old{$k} }, $v if $k =~ $json_counter;
+        }
+
+        $body =~ s{"([^"]+)":(-?\d+(?:\.\d+)?)}{
+            my ($k, $v) = ($1, $2);
+            if ($k =~ $json_counter) {
+                $v = minus($v, $old{$k}[ $n{$k}++ ]);
+            }
+            "\"$k\":$v"
+        }ge;
+
+        return $body;
+    }
+
+    my %old;
+    my $series = qr/^(\w+(?:_total|_bucket|_sum|_count)(?:\{[^}]*\})?) (\S+)$/m;
+
+    while ($before =~ /$series/g) {
+        $old{$1} = $2;
+    }
+
+    $body =~ s{$series}{"$1 " . minus($2, $old{$1})}ge;
+    return $body;
+}
+
+# a - b, b possibly missing, with as many decimals as a has
+sub minus {
+    my ($x, $y) = @_;
+    my $d = $x =~ /\.(\d+)$/ ? length($1) : 0;
+
+    return $x unless defined $y;
+    return sprintf("%.${d}f", $x - $y);
+}
+
 sub master_pid {
     my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
 
