@@ -239,7 +239,12 @@ qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeou
 === TEST 9: a higher priority that comes later goes first; FIFO inside a band
 --- http_config eval: ::pool()
 --- config eval: $::config
+--- mcig_workers: 1
 --- init
+# arrival order holds within a worker's queue (each worker has its own;
+# only the per-band counts are shared, t/019-queue-workers.t): the three
+# requests must wait in one, so this block runs one worker whatever
+# util/test.sh --workers N says
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 8, "x-tag: low1");
 main::pause(0.3);
@@ -265,7 +270,12 @@ qorder low2 200
 === TEST 10: tenants take turns inside a band
 --- http_config eval: ::pool()
 --- config eval: $::config
+--- mcig_workers: 1
 --- init
+# tenants take turns within a worker's queue (each worker has its own;
+# only the per-band counts are shared, t/019-queue-workers.t): the four
+# requests must wait in one, so this block runs one worker whatever
+# util/test.sh --workers N says
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 8, "x-tag: a1", "x-gateway-inference-fairness-id: a");
 main::pause(0.3);

@@ -184,12 +184,22 @@ END {
 our $snapshot;
 my $http2_only;
 
+# The file's worker_processes (Test::Nginx's workers(), util/test.sh
+# --workers N), for the blocks without a "--- mcig_workers: N" of their own:
+# a block whose meaning needs a number of workers says so.
+my $file_workers;
+
 Test::Nginx::Socket::add_block_preprocessor(sub {
     my $block = shift;
 
     end_background();
     undef $snapshot;
     $http2_only = defined $block->http2;
+
+    my $n = $block->mcig_workers;
+    $n =~ s/\s+//g if defined $n;
+    $file_workers //= Test::Nginx::Util::workers();
+    Test::Nginx::Util::workers(defined $n && $n ne "" ? $n : $file_workers);
 });
 
 # An HTTP GET of the test server; the body.  A "--- http2" block's server
