@@ -396,12 +396,13 @@ GET /mcig/metrics
 --- response_body_filters eval
 sub {
     my $body = shift;
-    open(my $fh, "|-", "promtool check metrics >/tmp/mcig-promtool-q.out 2>&1")
+    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
+    open(my $fh, "|-", "promtool check metrics >$out 2>&1")
         or die;
     print $fh $body;
     close $fh;
     my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
-    open(my $in, "<", "/tmp/mcig-promtool-q.out");
+    open(my $in, "<", $out);
     my @problems = grep { !/^\s*$/ } <$in>;
     my $since = Mcig::counters_since($body);
     my @want = grep { $since =~ /^\Q$_\E$/m } (
