@@ -273,6 +273,25 @@ sub minus {
     return sprintf("%.${d}f", $x - $y);
 }
 
+# Waits until the JSON status (a location "= /mcig/status" of the block)
+# shows at least n members whose counter "what" ("scrapes", the default, or
+# "scrape_errors") is above 0, for up to 30 s: a block that needs its
+# pool's first scrapes waits for them, not for a fixed time that valgrind's
+# slowdown outruns.  Warns when they do not come.
+sub wait_scrapes {
+    my ($n, $what) = @_;
+    $what //= "scrapes";
+
+    for (1 .. 300) {
+        my $got = () = get("/mcig/status") =~ /"\Q$what\E":[1-9]/g;
+        return 1 if $got >= $n;
+        select(undef, undef, undef, 0.1);
+    }
+
+    warn "Mcig: fewer than $n members with \"$what\" above 0 after 30 s\n";
+    return 0;
+}
+
 sub master_pid {
     my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
 
