@@ -275,20 +275,26 @@ sub minus {
 
 # Waits until the JSON status (a location "= /mcig/status" of the block)
 # shows at least n members whose counter "what" ("scrapes", the default, or
-# "scrape_errors") is above 0, for up to 30 s: a block that needs its
-# pool's first scrapes waits for them, not for a fixed time that valgrind's
-# slowdown outruns.  Warns when they do not come.
+# "scrape_errors") has grown since the call, for up to 30 s: a block that
+# needs its pool's first scrapes, or first failures, waits for them rather
+# than for a fixed time that valgrind's slowdown outruns.  Growth, not a
+# value: a reload keeps the counters of the pools it keeps.  Warns when
+# they do not come.
 sub wait_scrapes {
     my ($n, $what) = @_;
     $what //= "scrapes";
 
+    my $values = sub { [ get("/mcig/status") =~ /"\Q$what\E":(\d+)/g ] };
+    my $base = $values->();
+
     for (1 .. 300) {
-        my $got = () = get("/mcig/status") =~ /"\Q$what\E":[1-9]/g;
-        return 1 if $got >= $n;
+        my $now = $values->();
+        my $grown = grep { $now->[$_] > ($base->[$_] // 0) } 0 .. $#$now;
+        return 1 if $grown >= $n;
         select(undef, undef, undef, 0.1);
     }
 
-    warn "Mcig: fewer than $n members with \"$what\" above 0 after 30 s\n";
+    warn "Mcig: fewer than $n members with more \"$what\" after 30 s\n";
     return 0;
 }
 
