@@ -133,11 +133,14 @@ mcig_queue_queued(const mcig_queue_entry_t *e)
  * Waiting requests per priority band, for strict priority across workers:
  * plain integers in shared memory, updated by the caller under its lock.
  * (Keeping one per worker slot lets the counts of a worker that died be
- * dropped, as in-flight counts are.)
+ * dropped, as in-flight counts are.)  "admitting" is 1 while a request
+ * that left the worker's queue does not hold its member yet: counted
+ * neither as waiting nor in flight, it still takes the room it was let
+ * go for.
  */
 typedef struct {
     uint32_t    nbands;
-    uint32_t    pad;
+    uint32_t    admitting;
     struct {
         int32_t     priority;
         uint32_t    waiting;

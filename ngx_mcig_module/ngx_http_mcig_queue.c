@@ -101,6 +101,8 @@ static void ngx_http_mcig_queue_tick_handler(ngx_event_t *ev);
 static void ngx_http_mcig_queue_dispatch_handler(ngx_event_t *ev);
 static ngx_uint_t ngx_http_mcig_queue_above(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
+static ngx_uint_t ngx_http_mcig_queue_admitting(
+    ngx_http_upstream_mcig_srv_conf_t *pool);
 static ngx_uint_t ngx_http_mcig_queue_band_waiting(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
 static ngx_int_t ngx_http_mcig_queue_variable(ngx_http_request_t *r,
@@ -258,9 +260,13 @@ ngx_http_mcig_queue_handler(ngx_http_request_t *r)
 
     /*
      * A request goes on when the pool has room and nothing of its
-     * priority or higher waits anywhere: it does not overtake them.
+     * priority or higher waits anywhere: it does not overtake them.  Nor
+     * a request another worker let go for room it has not taken yet.
+     * The order (waiting, admitting, in flight) is the reverse of the
+     * order in which a dispatched request passes from one to the next.
      */
     if (!ngx_http_mcig_queue_above(pool, ctx->priority - 1)
+        && !ngx_http_mcig_queue_admitting(pool)
         && !ngx_http_upstream_mcig_saturated(pool, ctx->priority))
     {
         return NGX_DECLINED;
@@ -417,6 +423,7 @@ ngx_http_mcig_queue_refuse(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
 static void
 ngx_http_mcig_queue_resume(ngx_http_request_t *r)
 {
+    ngx_uint_t                     admitted;
     ngx_http_mcig_queue_wait_t    *w;
     ngx_http_mcig_queue_worker_t  *qw;
 
@@ -431,8 +438,9 @@ ngx_http_mcig_queue_resume(ngx_http_request_t *r)
                    "mcig queue: resumed after %M ms", w->waited);
 
     qw = w->qw;
+    admitted = (qw->admitting == w);
 
-    if (qw->admitting == w) {
+    if (admitted) {
         qw->admitting = NULL;
     }
 
@@ -443,8 +451,14 @@ ngx_http_mcig_queue_resume(ngx_http_request_t *r)
 
     /*
      * The request holds its member now, or has ended (w may be freed):
-     * the next one may go if room is left.
+     * other workers may offer the room that is left, and the next one
+     * here may go.
      */
+    if (admitted) {
+        ngx_memory_barrier();
+        qw->counts->admitting = 0;
+    }
+
     ngx_http_mcig_queue_dispatch(qw);
 }
 
@@ -475,6 +489,7 @@ ngx_http_mcig_queue_cleanup(void *data)
     if (qw->admitting == w) {
         /* admitted, but gone before it could run: the next one's turn */
         qw->admitting = NULL;
+        qw->counts->admitting = 0;
 
         if (mcig_queue_depth(&qw->queue)) {
             ngx_post_event(&qw->dispatch, &ngx_posted_events);
@@ -514,6 +529,11 @@ ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
         return;
     }
 
+    /* another worker's request takes the room first; a later tick looks */
+    if (ngx_http_mcig_queue_admitting(pool)) {
+        return;
+    }
+
     if (ngx_http_upstream_mcig_saturated(pool, e->priority)) {
         return;
     }
@@ -521,6 +541,13 @@ ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
     (void) mcig_queue_pop(&qw->queue);
 
     w = ngx_http_mcig_queue_wait_of(e);
+
+    /*
+     * Marked as admitting before it stops counting as waiting, so that
+     * other workers see it as one or the other until it holds its member.
+     */
+    qw->counts->admitting = 1;
+    ngx_memory_barrier();
 
     ngx_http_mcig_queue_leave(qw, w, NGX_HTTP_MCIG_QUEUE_DISPATCHED);
 
@@ -687,6 +714,23 @@ ngx_http_mcig_queue_above(ngx_http_upstream_mcig_srv_conf_t *pool,
         if (mcig_queue_higher_waiting(&node->queue_by_worker[s],
                                       (int32_t) priority))
         {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* some worker let a request go that does not hold its member yet */
+
+static ngx_uint_t
+ngx_http_mcig_queue_admitting(ngx_http_upstream_mcig_srv_conf_t *pool)
+{
+    ngx_uint_t  s;
+
+    for (s = 0; s < NGX_HTTP_MCIG_WORKER_SLOTS; s++) {
+        if (pool->node->queue_by_worker[s].admitting) {
             return 1;
         }
     }

@@ -62,6 +62,17 @@ our $tls_members = $Mcig::members . <<'_EOC_';
     }
 _EOC_
 
+# Under valgrind a TLS scrape (both ends in the one nginx under memcheck)
+# takes seconds: the blocks over TLS give their scrapes timeout=10s and
+# their figures stale=60s, and wait for the first scrapes (the status page,
+# Mcig::wait_scrapes()) rather than a fixed time.  What they test is TLS,
+# not timing; t/012-scrape-faults.t tests timeouts.
+our $status = <<'_EOC_';
+    location = /mcig/status {
+        mcig_status;
+    }
+_EOC_
+
 our $ssi = <<'_EOC_';
     location = /t {
         ssi on;
@@ -123,19 +134,20 @@ $::tls_members . <<'_EOC_';
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
         mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1
-                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt;
+                     ca_file=$TEST_NGINX_MCIG_TLS/member.crt
+                     timeout=10s stale=60s;
         mcig_balancing_mode custom_metrics;
     }
 _EOC_
 --- config eval
-"location /v1/ { proxy_pass http://over_tls; }\n" . $::ssi
+"location /v1/ { proxy_pass http://over_tls; }\n" . $::ssi . $::status
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.9
 >>> metrics-127.0.0.3.prom
 vllm:kv_cache_usage_perc 0.1
 --- init
-select(undef, undef, undef, 0.6);
+Mcig::wait_scrapes(2);
 --- request
 GET /t
 --- response_body
@@ -152,19 +164,17 @@ $::tls_members . <<'_EOC_';
     upstream unverified {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
-        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1;
+        mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1 timeout=10s;
         mcig_balancing_mode custom_metrics;
     }
 _EOC_
---- config
-    location /v1/ {
-        proxy_pass http://unverified;
-    }
+--- config eval
+"location /v1/ { proxy_pass http://unverified; }\n" . $::status
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.1
 --- init
-select(undef, undef, undef, 0.6);
+Mcig::wait_scrapes(1, "scrape_errors");
 --- request
 POST /v1/completions
 {"model":"m"}
@@ -184,19 +194,20 @@ $::tls_members . <<'_EOC_';
         mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_1
                      path=/metrics-auth
                      ca_file=$TEST_NGINX_MCIG_TLS/member.crt
-                     token_file=$TEST_NGINX_MCIG_TLS/token;
+                     token_file=$TEST_NGINX_MCIG_TLS/token
+                     timeout=10s stale=60s;
         mcig_balancing_mode custom_metrics;
     }
 _EOC_
 --- config eval
-"location /v1/ { proxy_pass http://with_token; }\n" . $::ssi
+"location /v1/ { proxy_pass http://with_token; }\n" . $::ssi . $::status
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.05
 >>> metrics-127.0.0.3.prom
 vllm:kv_cache_usage_perc 0.85
 --- init
-select(undef, undef, undef, 0.6);
+Mcig::wait_scrapes(2);
 --- request
 GET /t
 --- response_body
@@ -219,19 +230,20 @@ $::tls_members . <<'_EOC_';
         mcig_metrics scheme=https port=$TEST_NGINX_RAND_PORT_2
                      ca_file=$TEST_NGINX_MCIG_TLS/member.crt
                      cert=$TEST_NGINX_MCIG_TLS/member.crt
-                     key=$TEST_NGINX_MCIG_TLS/member.key;
+                     key=$TEST_NGINX_MCIG_TLS/member.key
+                     timeout=10s stale=60s;
         mcig_balancing_mode custom_metrics;
     }
 _EOC_
 --- config eval
-"location /v1/ { proxy_pass http://client_cert; }\n" . $::ssi
+"location /v1/ { proxy_pass http://client_cert; }\n" . $::ssi . $::status
 --- user_files
 >>> metrics-127.0.0.2.prom
 vllm:kv_cache_usage_perc 0.9
 >>> metrics-127.0.0.3.prom
 vllm:kv_cache_usage_perc 0.1
 --- init
-select(undef, undef, undef, 0.6);
+Mcig::wait_scrapes(2);
 --- request
 GET /t
 --- response_body

@@ -115,12 +115,13 @@ Content-Type: text/plain; version=0.0.4
 --- response_body_filters eval
 sub {
     my $body = shift;
-    open(my $fh, "|-", "promtool check metrics >/tmp/mcig-promtool.out 2>&1")
+    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
+    open(my $fh, "|-", "promtool check metrics >$out 2>&1")
         or die;
     print $fh $body;
     close $fh;
     my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
-    open(my $in, "<", "/tmp/mcig-promtool.out");
+    open(my $in, "<", $out);
     my @problems = grep { !/^\s*$/ } <$in>;
     my @want = grep { $body =~ /^\Q$_\E/m } (
         'mcig_member_kv_cache_usage{pool="reported",member="127.0.0.2:',

@@ -4,11 +4,11 @@
 #
 # Connections are pinned to workers: with reuseport each worker has its
 # own listening socket, and a connection stays with the worker that
-# accepted it, which /pid tells.
-
-BEGIN {
-    $ENV{TEST_NGINX_REUSE_PORT} = 1;
-}
+# accepted it, which /pid tells.  The gateway listens with reuseport on a
+# port of its own (TEST_NGINX_RAND_PORT_1), not on the test server's
+# (TEST_NGINX_REUSE_PORT): under TEST_NGINX_USE_HUP Test::Nginx adds a
+# server with the test server's listen options, which nginx would refuse
+# ("duplicate listen options").
 
 use Test::Nginx::Socket 'no_plan';
 use IO::Select;
@@ -46,6 +46,12 @@ our $config = <<'_EOC_';
     location = /result.txt {
     }
 _EOC_
+
+# the gateway again, each worker with a listening socket of its own
+$pool .= "    server {\n"
+         . "        listen 127.0.0.1:\$TEST_NGINX_RAND_PORT_1 reuseport;\n"
+         . $config
+         . "    }\n";
 
 
 # A response on a kept-alive connection: status and body, or undef.
@@ -85,10 +91,22 @@ sub request {
              . "\r\n$body";
 }
 
+# The port of the server with reuseport, as the block's nginx.conf has it.
+sub pinned_port {
+    my $path = "$Test::Nginx::Util::ServRoot/conf/nginx.conf";
+
+    open(my $fh, "<", $path) or die "cannot read $path: $!";
+    my ($port) = CORE::join("", <$fh>) =~ /listen 127\.0\.0\.1:(\d+) reuseport;/;
+    close $fh;
+
+    die "no listen ... reuseport in $path" unless $port;
+    return $port;
+}
+
 sub connect_gateway {
     my $s = IO::Socket::INET->new(
         PeerAddr => "127.0.0.1",
-        PeerPort => $Test::Nginx::Util::ServerPortForClient,
+        PeerPort => pinned_port(),
         Timeout => 2);
 
     die "cannot connect: $!" unless $s;

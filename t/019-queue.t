@@ -16,10 +16,10 @@ use Mcig;
 sub send_bg {
     my ($path, $secs, @headers) = @_;
     my $port = $Test::Nginx::Util::ServerPortForClient;
-    my $h = CORE::join(" ", map { "-H '$_'" } @headers);
 
-    system("curl -s -o /dev/null -m $secs $h -d '{\"model\":\"m\"}' "
-           . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+    Mcig::background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                     (map { ("-H", $_) } @headers), "-d", '{"model":"m"}',
+                     "http://127.0.0.1:$port$path");
 }
 
 # Mcig::hold() over HTTP/2, for a server that speaks nothing else.
@@ -27,8 +27,8 @@ sub hold_h2 {
     my ($path, $secs) = @_;
     my $port = $Test::Nginx::Util::ServerPortForClient;
 
-    system("curl -s -o /dev/null -m $secs --http2-prior-knowledge "
-           . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+    Mcig::background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                     "--http2-prior-knowledge", "http://127.0.0.1:$port$path");
     pause(0.5);
 }
 
@@ -182,6 +182,7 @@ main::pause(0.4);
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot();
 Mcig::hold("/v1/slow", 1, 5);
 main::send_bg("/v1/completions", 4, "x-gateway-inference-objective: high");
 main::send_bg("/v1/completions", 4);
@@ -189,6 +190,7 @@ main::send_bg("/v1/completions", 4, "x-gateway-inference-fairness-id: t2");
 main::pause(1);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"queue":\{"max":1024,"max_per_priority":1024,"timeout_ms":30000,"sheddable":"shed","depth":3,"bands":\[\{"priority":10,"waiting":1\},\{"priority":0,"waiting":2\}\],"queued":3,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":0,/
 --- timeout: 10
@@ -199,11 +201,13 @@ qr/"queue":\{"max":1024,"max_per_priority":1024,"timeout_ms":30000,"sheddable":"
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot();
 Mcig::hold("/v1/slow", 1, 5);
 main::send_bg("/v1/completions", 1);
 main::pause(1.8);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":1,/
 --- error_log eval
@@ -217,13 +221,15 @@ qr/qorder - 499 waited=\d+/
 --- config eval: $::config
 --- http2
 --- init
+Mcig::snapshot();
 main::hold_h2("/v1/slow", 5);
-system("curl -s -o /dev/null -m 1 --http2-prior-knowledge -d '{\"model\":\"m\"}' "
-       . "http://127.0.0.1:$Test::Nginx::Util::ServerPortForClient/v1/completions "
-       . ">/dev/null 2>&1 &");
+Mcig::background("curl", "-s", "-o", "/dev/null", "-m", 1,
+                 "--http2-prior-knowledge", "-d", '{"model":"m"}',
+                 "http://127.0.0.1:$Test::Nginx::Util::ServerPortForClient/v1/completions");
 main::pause(1.8);
 --- request
 GET /mcig/status
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeout":0,"abandoned":1,/
 --- timeout: 10
@@ -233,7 +239,12 @@ qr/"depth":0,"bands":\[\],"queued":1,"dispatched":0,"queue_full":0,"queue_timeou
 === TEST 9: a higher priority that comes later goes first; FIFO inside a band
 --- http_config eval: ::pool()
 --- config eval: $::config
+--- mcig_workers: 1
 --- init
+# arrival order holds within a worker's queue (each worker has its own;
+# only the per-band counts are shared, t/019-queue-workers.t): the three
+# requests must wait in one, so this block runs one worker whatever
+# util/test.sh --workers N says
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 8, "x-tag: low1");
 main::pause(0.3);
@@ -259,7 +270,12 @@ qorder low2 200
 === TEST 10: tenants take turns inside a band
 --- http_config eval: ::pool()
 --- config eval: $::config
+--- mcig_workers: 1
 --- init
+# tenants take turns within a worker's queue (each worker has its own;
+# only the per-band counts are shared, t/019-queue-workers.t): the four
+# requests must wait in one, so this block runs one worker whatever
+# util/test.sh --workers N says
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 8, "x-tag: a1", "x-gateway-inference-fairness-id: a");
 main::pause(0.3);
@@ -371,6 +387,7 @@ X-Queue-Time: []
 --- http_config eval: ::pool("mcig_queue timeout=300ms;")
 --- config eval: $::config
 --- init
+Mcig::snapshot("/mcig/metrics");
 Mcig::hold("/v1/slow", 1, 3);
 main::send_bg("/v1/completions", 3, "x-gateway-inference-objective: high");
 main::pause(0.8);
@@ -379,14 +396,16 @@ GET /mcig/metrics
 --- response_body_filters eval
 sub {
     my $body = shift;
-    open(my $fh, "|-", "promtool check metrics >/tmp/mcig-promtool-q.out 2>&1")
+    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
+    open(my $fh, "|-", "promtool check metrics >$out 2>&1")
         or die;
     print $fh $body;
     close $fh;
     my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
-    open(my $in, "<", "/tmp/mcig-promtool-q.out");
+    open(my $in, "<", $out);
     my @problems = grep { !/^\s*$/ } <$in>;
-    my @want = grep { $body =~ /^\Q$_\E$/m } (
+    my $since = Mcig::counters_since($body);
+    my @want = grep { $since =~ /^\Q$_\E$/m } (
         'mcig_pool_queue_depth{pool="q",priority="10"} 0',
         'mcig_pool_queue_depth{pool="q",priority="0"} 0',
         'mcig_pool_queue_depth{pool="q",priority="-1"} 0',
@@ -408,11 +427,13 @@ promtool: ok
 --- http_config eval: ::pool()
 --- config eval: $::config
 --- init
+Mcig::snapshot("/mcig/metrics");
 Mcig::hold("/v1/slow", 1, 2);
 main::send_bg("/v1/completions", 5);
 main::pause(2.5);
 --- request
 GET /mcig/metrics
+--- response_body_filters eval: \&Mcig::counters_since
 --- response_body_like eval
 qr/^mcig_pool_queue_wait_seconds_bucket\{pool="q",le="0.500"\} 0\n.*^mcig_pool_queue_wait_seconds_bucket\{pool="q",le="\+Inf"\} 1\nmcig_pool_queue_wait_seconds_sum\{pool="q"\} \d+\.\d{3}\nmcig_pool_queue_wait_seconds_count\{pool="q"\} 1$/sm
 --- timeout: 10
@@ -440,7 +461,7 @@ vllm:kv_cache_usage_perc 0.95
 vllm:num_requests_waiting 6
 --- init
 main::pause(0.5);
-system("(sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom) >/dev/null 2>&1 &");
+Mcig::background("sh", "-c", "sleep 1; echo 'vllm:kv_cache_usage_perc 0.1' > $Test::Nginx::Util::ServRoot/html/metrics-127.0.0.2.prom");
 --- request
 POST /v1/completions
 {"model":"m"}

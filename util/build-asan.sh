@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds nginx from Debian bookworm's source package (1.22.1, as installed)
-# with ngx_mcig_module in its tree, both with AddressSanitizer and
+# Builds nginx from Debian bookworm's source package (1.22.1, as installed:
+# the newest revision the mirror has whole, Debian's patches applied; the
+# upstream tarball if it has none, which the last line says) with
+# ngx_mcig_module in its tree, both with AddressSanitizer and
 # UndefinedBehaviorSanitizer, into build/nginx-asan/:
 #   build/nginx-asan/objs/nginx
 #   build/nginx-asan/objs/ngx_http_upstream_mcig_module.so
@@ -30,7 +32,8 @@ src=$(fetch_nginx_source bookworm "$root/build/src/bookworm")
 # Reloads are unchanged: nginx opens the new cycle's modules before it
 # closes the old cycle's, so a module is never unmapped while nginx runs.
 asan_src="$src-asan"
-if [ ! -x "$asan_src/configure" ]; then
+if [ ! -x "$asan_src/configure" ] \
+   || ! cmp -s "$src/.mcig-origin" "$asan_src/.mcig-origin"; then
     rm -rf "$asan_src"
     cp -a "$src" "$asan_src"
     sed -i 's/dlopen((char \*) path, RTLD_NOW | RTLD_GLOBAL)/dlopen((char *) path, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE)/' \

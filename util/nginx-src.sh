@@ -88,12 +88,27 @@ private_apt() {
         "$@"
 }
 
+# private_apt_cache NAME ARGS...: apt-cache with that private configuration.
+private_apt_cache() {
+    local dir="$root/build/apt/$1"
+    shift
+    apt-cache -o Dir::Etc::SourceList="$dir/sources.list" \
+        -o Dir::Etc::SourceParts=/nonexistent \
+        -o Dir::State::Lists="$dir/lists" \
+        -o Dir::Cache="$dir/cache" \
+        "$@"
+}
+
 # fetch_nginx_source NAME DIR: the nginx source package of that private
-# configuration, unpacked; prints the source tree's path.  Debian's patches
-# are applied when the mirror has them; the upstream tarball (checked
-# against the Sources index) is enough otherwise.
+# configuration, unpacked; prints the source tree's path.  Debian's source
+# package (.dsc, upstream tarball, Debian's patches, applied) when the
+# mirror has one for the newest upstream version: the newest revision it
+# has whole (a security archive's mirror may lack the newest .dsc and
+# patches, the main archive's then has an earlier revision).  The upstream
+# tarball alone (checked against the Sources index) otherwise.  The tree's
+# .mcig-origin says which: "debian <version>" or "upstream".
 fetch_nginx_source() {
-    local name=$1 dir=$2 uris orig sum dsc tree version
+    local name=$1 dir=$2 uris orig sum dsc tree version v
     mkdir -p "$dir"
 
     uris=$(private_apt "$name" source --print-uris nginx 2>/dev/null) || return 1
@@ -101,17 +116,57 @@ fetch_nginx_source() {
            | awk '{ print $1; exit }')
     sum=$(echo "$uris" | awk '/\.orig\.tar\.gz /{ sub("SHA256:", "", $4);
                                                   print $4; exit }')
-    dsc=$(echo "$uris" | awk -F"'" '/\.dsc /{ print $3 }' \
-          | awk '{ print $1; exit }')
     if [ -z "$orig" ]; then
         echo "nginx-src: no nginx source package in $name" >&2
         return 1
     fi
     version=${orig#nginx_}
     version=${version%.orig.tar.gz}
+    tree="$dir/nginx-$version"
+
+    # a tree from Debian's source package is kept; one from the upstream
+    # tarball only until Debian's can be had
+    if [ -x "$tree/configure" ] \
+       && [ "$(cut -d' ' -f1 "$tree/.mcig-origin" 2>/dev/null)" = debian ]; then
+        echo "$tree"
+        return 0
+    fi
+
+    if command -v dpkg-source >/dev/null; then
+        for v in $(private_apt_cache "$name" showsrc --only-source nginx \
+                       2>/dev/null | sed -n 's/^Version: //p' | sort -u -rV); do
+            case "$v" in
+                "$version"-*|*:"$version"-*) ;;
+                *) continue ;;
+            esac
+            dsc=$(private_apt "$name" source --print-uris "nginx=$v" 2>/dev/null \
+                  | awk -F"'" '/\.dsc /{ print $3 }' | awk '{ print $1; exit }')
+            [ -n "$dsc" ] || continue
+            # the .dsc and Debian's patches may be missing from the mirror
+            if [ ! -f "$dir/$dsc" ]; then
+                (cd "$dir" && private_apt "$name" source --download-only \
+                     "nginx=$v" >"$dir/download.log" 2>&1) || continue
+            fi
+            rm -rf "$tree.new"
+            if (cd "$dir" && dpkg-source -x "$dsc" "${tree##*/}.new" \
+                    >"$dir/unpack.log" 2>&1) && [ -x "$tree.new/configure" ]
+            then
+                echo "debian $v" > "$tree.new/.mcig-origin"
+                rm -rf "$tree"
+                mv "$tree.new" "$tree"
+                echo "$tree"
+                return 0
+            fi
+            rm -rf "$tree.new"
+        done
+    fi
+
+    if [ -x "$tree/configure" ]; then
+        echo "$tree"
+        return 0
+    fi
 
     if [ ! -f "$dir/$orig" ]; then
-        # the .dsc and Debian's patches may be missing from the mirror
         (cd "$dir" && private_apt "$name" source --download-only nginx \
              >"$dir/download.log" 2>&1) || true
     fi
@@ -122,19 +177,9 @@ fetch_nginx_source() {
         return 1
     fi
 
-    tree="$dir/nginx-$version"
-    if [ ! -x "$tree/configure" ]; then
-        rm -rf "$tree"
-        if [ -f "$dir/$dsc" ] && command -v dpkg-source >/dev/null \
-           && (cd "$dir" && dpkg-source -x "$dsc" "nginx-$version" \
-                   >"$dir/unpack.log" 2>&1); then
-            echo "debian" > "$tree/.mcig-origin"
-        else
-            rm -rf "$tree"
-            tar -C "$dir" -xzf "$dir/$orig"
-            echo "upstream" > "$tree/.mcig-origin"
-        fi
-    fi
+    rm -rf "$tree"
+    tar -C "$dir" -xzf "$dir/$orig"
+    echo "upstream" > "$tree/.mcig-origin"
     echo "$tree"
 }
 
@@ -151,7 +196,7 @@ build_nginx() {
         flags+=(--with-http_v3_module)
     fi
 
-    stamp="$src|${flags[*]}|$cc_opt|$ld_opt|$(md5sum "$root/config" | cut -d' ' -f1)"
+    stamp="$src|$(cat "$src/.mcig-origin" 2>/dev/null)|${flags[*]}|$cc_opt|$ld_opt|$(md5sum "$root/config" | cut -d' ' -f1)"
     if [ ! -f "$dest/objs/Makefile" ] \
        || [ "$(cat "$dest/.mcig-stamp" 2>/dev/null)" != "$stamp" ]; then
         if [ "$src" != "$dest" ]; then

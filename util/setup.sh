@@ -3,6 +3,9 @@
 # packages.  Idempotent: quiet and quick when everything is already there.
 # Test::Nginx is packaged only in Debian sid (architecture all); it is fetched
 # with a private apt configuration so sid never enters the system's sources.
+#
+#   util/setup.sh            what the build and the default tests need
+#   util/setup.sh valgrind   that and valgrind (util/test.sh --valgrind)
 set -euo pipefail
 
 SUDO=""
@@ -15,6 +18,13 @@ packages=(
     libwww-perl libhttp-message-perl prometheus openssl procps python3
     ca-certificates iproute2 util-linux binutils
 )
+
+for extra in "$@"; do
+    case "$extra" in
+        valgrind) packages+=(valgrind) ;;
+        *) echo "setup: unknown argument $extra" >&2; exit 2 ;;
+    esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

@@ -8,8 +8,9 @@
 #   util/test.sh t/003*.t     only these Test::Nginx files (after unit tests)
 #
 # Modes of the Test::Nginx suite (one at a time, with files or not):
-#   --valgrind   nginx under valgrind's memcheck, util/valgrind.supp for
-#                nginx's own memory; reports in build/valgrind/
+#   --valgrind   nginx under valgrind's memcheck (installed by
+#                util/setup.sh valgrind), util/valgrind.supp for nginx's
+#                own memory; reports in build/valgrind/
 #   --hup        one nginx per file, reloaded (SIGHUP) between blocks
 #   --asan       nginx 1.22.1 and the module built with ASan+UBSan
 #                (util/build-asan.sh), util/lsan.supp for nginx's own
@@ -47,7 +48,12 @@ while [ $# -gt 0 ]; do
 done
 set -- "${args[@]}"
 
-bash util/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+setup_args=()
+if [ "$mode" = valgrind ]; then
+    setup_args+=(valgrind)
+fi
+
+bash util/setup.sh "${setup_args[@]}" || { echo "0 passed, 1 failed"; exit 1; }
 bash util/build.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 passed=0

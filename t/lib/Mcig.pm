@@ -7,6 +7,7 @@ package Mcig;
 use strict;
 use warnings;
 use Test::Nginx::Socket ();
+use POSIX ();
 
 # Test::Nginx 0.32 writes "http2 on;" for nginx >= 1.19.9, but that
 # directive exists from nginx 1.25.1 on; older ones take "listen ... http2".
@@ -111,12 +112,190 @@ sub hold {
     my $port = $Test::Nginx::Util::ServerPortForClient;
 
     for (1 .. $n) {
-        system("curl -s -o /dev/null -m $secs "
-               . "http://127.0.0.1:$port$path >/dev/null 2>&1 &");
+        background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                   "http://127.0.0.1:$port$path");
         select(undef, undef, undef, 0.2);
     }
 
     select(undef, undef, undef, 0.3);
+}
+
+# Background processes of the current block (clients that must be in
+# flight while it runs), by pid; each leads a process group of its own.
+my @background;
+
+# Starts a command (a list, no shell unless it names one) in the
+# background, its output thrown away; returns at once.
+sub background {
+    my @cmd = @_;
+    my $pid = fork();
+
+    die "fork: $!" unless defined $pid;
+
+    if ($pid == 0) {
+        POSIX::setpgid(0, 0);
+        open(STDIN, "<", "/dev/null");
+        open(STDOUT, ">", "/dev/null");
+        open(STDERR, ">", "/dev/null");
+        { no warnings "exec"; exec { $cmd[0] } @cmd; }
+        POSIX::_exit(127);
+    }
+
+    # here too: the group exists before either side goes on
+    POSIX::setpgid($pid, $pid);
+    push @background, $pid;
+    return $pid;
+}
+
+# Ends what the last block left in the background.  Without it, under
+# TEST_NGINX_USE_HUP the next block would meet its requests: nginx is
+# reloaded, not restarted, so the old workers keep serving them, and the
+# members they hold, the queues they wait in and the error log they write
+# to are the next block's.  In the other modes nginx is stopped between
+# blocks, which drops them all the same (and waits for them first: nginx
+# shuts down gracefully).  The gateway sees its clients go at once
+# (EPOLLRDHUP) and ends their requests; a short pause lets it, so that the
+# next block starts from a quiet gateway.
+sub end_background {
+    local ($?, $!);
+    my $ended = 0;
+
+    for my $pid (@background) {
+        # still ours and running (0), or a zombie reaped now (its pid)
+        next if waitpid($pid, POSIX::WNOHANG()) != 0;
+        kill 'TERM', -$pid;
+        waitpid($pid, 0);
+        $ended++;
+    }
+
+    @background = ();
+    select(undef, undef, undef, 0.3) if $ended;
+}
+
+END {
+    end_background();
+}
+
+# Counters of the status pages (JSON and Prometheus) survive a reload: the
+# shared zone is kept by design.  A block that reads them takes a
+# snapshot() before it acts and compares what changed since
+# (counters_since() as its --- response_body_filters): the same figures in
+# every mode, TEST_NGINX_USE_HUP included.  One snapshot, of this block.
+our $snapshot;
+my $http2_only;
+
+# The file's worker_processes (Test::Nginx's workers(), util/test.sh
+# --workers N), for the blocks without a "--- mcig_workers: N" of their own:
+# a block whose meaning needs a number of workers says so.
+my $file_workers;
+
+Test::Nginx::Socket::add_block_preprocessor(sub {
+    my $block = shift;
+
+    end_background();
+    undef $snapshot;
+    $http2_only = defined $block->http2;
+
+    my $n = $block->mcig_workers;
+    $n =~ s/\s+//g if defined $n;
+    $file_workers //= Test::Nginx::Util::workers();
+    Test::Nginx::Util::workers(defined $n && $n ne "" ? $n : $file_workers);
+});
+
+# An HTTP GET of the test server; the body.  A "--- http2" block's server
+# speaks HTTP/2 only (cleartext, prior knowledge).
+sub get {
+    my $path = shift;
+    my $port = $Test::Nginx::Util::ServerPortForClient;
+    my $h2 = $http2_only ? "--http2-prior-knowledge" : "";
+
+    return scalar `curl -s -m 10 $h2 http://127.0.0.1:$port$path`;
+}
+
+sub snapshot {
+    my $path = shift // "/mcig/status";
+    $snapshot = get($path);
+}
+
+# The JSON status' counters by their key (gauges, such as in_flight,
+# depth, waiting, capacity, are not subtracted)
+my $json_counter = qr/^(?:requests|failures|scrapes|scrape_errors|shed|queued
+                       |dispatched|queue_full|queue_timeout|abandoned
+                       |pool_saturated|no_member_available|deadline_exceeded
+                       |[1-5]xx|local|spillover|failover|count|sum|\d+
+                       |\+Inf)$/x;
+
+# The body with every counter replaced by its increase since the
+# snapshot: the n-th occurrence of a key of the JSON status, or each
+# series of a Prometheus counter (_total) or histogram (_bucket, _sum,
+# _count), loses the value it had then; values and layout are otherwise
+# untouched.
+sub counters_since {
+    my $body = shift;
+    my $before = $snapshot // "";
+
+    if ($body =~ /^\s*\{/) {
+        my (%old, %n);
+
+        while ($before =~ /"([^"]+)":(-?\d+(?:\.\d+)?)/g) {
+            my ($k, $v) = ($1, $2);
+            push @{ $old{$k} }, $v if $k =~ $json_counter;
+        }
+
+        $body =~ s{"([^"]+)":(-?\d+(?:\.\d+)?)}{
+            my ($k, $v) = ($1, $2);
+            if ($k =~ $json_counter) {
+                $v = minus($v, $old{$k}[ $n{$k}++ ]);
+            }
+            "\"$k\":$v"
+        }ge;
+
+        return $body;
+    }
+
+    my %old;
+    my $series = qr/^(\w+(?:_total|_bucket|_sum|_count)(?:\{[^}]*\})?) (\S+)$/m;
+
+    while ($before =~ /$series/g) {
+        $old{$1} = $2;
+    }
+
+    $body =~ s{$series}{"$1 " . minus($2, $old{$1})}ge;
+    return $body;
+}
+
+# a - b, b possibly missing, with as many decimals as a has
+sub minus {
+    my ($x, $y) = @_;
+    my $d = $x =~ /\.(\d+)$/ ? length($1) : 0;
+
+    return $x unless defined $y;
+    return sprintf("%.${d}f", $x - $y);
+}
+
+# Waits until the JSON status (a location "= /mcig/status" of the block)
+# shows at least n members whose counter "what" ("scrapes", the default, or
+# "scrape_errors") has grown since the call, for up to 30 s: a block that
+# needs its pool's first scrapes, or first failures, waits for them rather
+# than for a fixed time that valgrind's slowdown outruns.  Growth, not a
+# value: a reload keeps the counters of the pools it keeps.  Warns when
+# they do not come.
+sub wait_scrapes {
+    my ($n, $what) = @_;
+    $what //= "scrapes";
+
+    my $values = sub { [ get("/mcig/status") =~ /"\Q$what\E":(\d+)/g ] };
+    my $base = $values->();
+
+    for (1 .. 300) {
+        my $now = $values->();
+        my $grown = grep { $now->[$_] > ($base->[$_] // 0) } 0 .. $#$now;
+        return 1 if $grown >= $n;
+        select(undef, undef, undef, 0.1);
+    }
+
+    warn "Mcig: fewer than $n members with more \"$what\" after 30 s\n";
+    return 0;
 }
 
 sub master_pid {
