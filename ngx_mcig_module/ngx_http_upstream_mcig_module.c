@@ -1050,7 +1050,8 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_int_t region)
 {
     time_t                              now;
-    uint32_t                            load, capacity, nblocks, *counts;
+    uint32_t                            load, capacity, nblocks, *counts,
+                                        waiting_max;
     uint64_t                            adapter;
     ngx_uint_t                          i, n, *index;
     ngx_str_t                          *model;
@@ -1097,6 +1098,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
     now = ngx_time();
     n = 0;
+    waiting_max = 0;
 
     for (peer = pd->rrp.peers->peer, i = 0; peer; peer = peer->next, i++) {
         member = &pool->members[i];
@@ -1135,9 +1137,28 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
                 c[n].lora = (uint8_t) ngx_http_mcig_read_lora(member,
                                                               adapter);
             }
+
+            waiting_max = ngx_max(waiting_max, m.waiting);
+
+        } else if (pool->metrics && ngx_http_mcig_pool_metrics_fresh(pool)) {
+            /*
+             * Stale next to fresh members: it stopped answering its
+             * scrapes.  Scored as a full cache with the longest queue,
+             * rather than on in-flight counts that make it look empty,
+             * for when every member is full and all are scored.
+             */
+            c[n].kv_ppm = 1000000;
+            c[n].fresh = 1;
+            c[n].waiting = (uint32_t) -1;
         }
 
         index[n++] = i;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (c[i].waiting == (uint32_t) -1) {
+            c[i].waiting = waiting_max;
+        }
     }
 
     if (mcig_score_pick(&pool->weights, c, n, nblocks, &ngx_http_mcig_rng,

@@ -170,3 +170,33 @@ select(undef, undef, undef, 0.6);
 --- must_die
 --- error_log
 invalid "block_size=50" of mcig_scorers: a number from 16 to 4096, a multiple of 16, is expected
+
+
+
+=== TEST 6: every member full, one of them stale while the other's figures are fresh: the stale one scores as a full cache with the longest queue
+--- http_config eval
+$::Mcig::members . <<'_EOC_';
+    upstream vllm {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=100ms;
+        mcig_balancing_mode custom_metrics max_utilization=80;
+        mcig_scorers;
+        mcig_queue off;
+    }
+_EOC_
+--- config eval
+"location /v1/ { proxy_pass http://vllm; }\n"
+. "location = /t { ssi on; ssi_types *; default_type text/plain; return 200 '"
+. ("<!--# include virtual=\"/v1/c\" wait=\"yes\" -->" x 12) . "'; }\n"
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.95
+vllm:num_requests_running 100
+--- init
+select(undef, undef, undef, 0.5);
+--- request
+GET /t
+--- response_body eval
+"127.0.0.2\n" x 12
