@@ -369,6 +369,14 @@ void ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason);
 ngx_int_t ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_metrics_t *m);
+/*
+ * Milliseconds since a time another worker wrote: its clock may be a little
+ * ahead of this one's, which is no time at all, not 2^64.
+ */
+#define ngx_http_mcig_msec_since(when)                                       \
+    (((ngx_msec_int_t) (ngx_current_msec - (when)) > 0)                       \
+     ? ngx_current_msec - (when) : 0)
+
 ngx_int_t ngx_http_mcig_pool_metrics_fresh(
     ngx_http_upstream_mcig_srv_conf_t *pool);
 mcig_lora_e ngx_http_mcig_read_lora(ngx_http_mcig_member_t *member,

@@ -207,9 +207,7 @@ ngx_http_mcig_read_metrics(ngx_http_upstream_mcig_srv_conf_t *pool,
             return NGX_DECLINED;
         }
 
-        /* another worker's clock may be a little ahead of this one's */
-        m->age = ((ngx_msec_int_t) (ngx_current_msec - when) > 0)
-                 ? ngx_current_msec - when : 0;
+        m->age = ngx_http_mcig_msec_since(when);
 
         return (m->age <= pool->metrics_stale) ? NGX_OK : NGX_DECLINED;
     }
@@ -230,9 +228,7 @@ ngx_http_mcig_pool_metrics_fresh(ngx_http_upstream_mcig_srv_conf_t *pool)
 
     when = pool->node->metrics_msec;
 
-    return when
-           && ((ngx_msec_int_t) (ngx_current_msec - when) <= 0
-               || ngx_current_msec - when <= pool->metrics_stale);
+    return when && ngx_http_mcig_msec_since(when) <= pool->metrics_stale;
 }
 
 

@@ -333,10 +333,8 @@ ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     if (node->health_checked) {
         sm->health_checked = 1;
-        /* the checking worker's clock may be a little ahead of this one's */
         sm->health_check_age_ms =
-            ((ngx_msec_int_t) (ngx_current_msec - node->health_checked) > 0)
-            ? ngx_current_msec - node->health_checked : 0;
+                            ngx_http_mcig_msec_since(node->health_checked);
     }
 
     sm->scrapes = node->scrapes;
