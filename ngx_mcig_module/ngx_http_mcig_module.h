@@ -390,7 +390,8 @@ void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
 ngx_int_t ngx_http_upstream_mcig_saturated(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
 void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
-    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity);
+    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity,
+    uint32_t *limit);
 char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 void ngx_http_upstream_mcig_metrics_defaults(

@@ -326,7 +326,7 @@ ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     /* what the regions' utilization adds up */
     if (pool->regions && sm->healthy) {
-        ngx_http_mcig_member_load(pool, member, &load, &capacity);
+        ngx_http_mcig_member_load(pool, member, &load, &capacity, NULL);
         sm->load = load;
         sm->load_capacity = capacity;
     }

@@ -977,7 +977,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        ngx_http_mcig_member_load(pd->pool, member, &load, &capacity);
+        ngx_http_mcig_member_load(pd->pool, member, &load, &capacity, NULL);
 
         mcig_pick_offer(pick, (int) i, load, capacity);
 
@@ -1109,7 +1109,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        ngx_http_mcig_member_load(pool, member, &load, &capacity);
+        ngx_http_mcig_member_load(pool, member, &load, &capacity, NULL);
 
         c[n].full = (load >= capacity);
         c[n].in_flight = (uint32_t) ngx_max(
@@ -1202,18 +1202,23 @@ ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
  * A member's load against its capacity, as the pick compares them: its
  * estimated KV usage against max_utilization when balancing on fresh
  * metrics (a queue over max_queue making it full, over its target in
- * proportion), else its in-flight
- * count against max_in_flight x weight.  A member whose metrics are stale
- * while others' are fresh has stopped answering its scrapes, hung or
- * overloaded: it counts as twice its target, so that it is picked last and
- * its region spills, rather than looking empty to in-flight counts until
- * health checks catch up.  In dry run the metrics are scraped and reported,
- * not balanced on.
+ * proportion), else its in-flight count against max_in_flight x weight.
+ * A member whose metrics are stale while others' are fresh has stopped
+ * answering its scrapes, hung or overloaded: it counts as twice its
+ * target, so that it is picked last and its region spills, rather than
+ * looking empty to in-flight counts until health checks catch up.  In dry
+ * run the metrics are scraped and reported, not balanced on.
+ *
+ * If limit is not NULL, it is set to the load requests of priority >= 0
+ * may fill the member to (ngx_http_upstream_mcig_saturated()): the whole
+ * cache for a member with fresh metrics and no more than max_queue
+ * waiting, else its capacity.
  */
 
 void
 ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
-    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity)
+    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity,
+    uint32_t *limit)
 {
     uint32_t                 target;
     ngx_atomic_int_t         in_flight;
@@ -1221,12 +1226,18 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run) {
         target = (uint32_t) pool->max_utilization * 10000;
+        *capacity = target;
 
         if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
             *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
                                           (uint32_t) member->node->dispatched,
                                           (uint32_t) member->node->ended,
                                           (uint32_t) member->capacity);
+
+            if (limit) {
+                *limit = (m.waiting <= pool->max_queue)
+                         ? ngx_max(target, 1000000) : target;
+            }
 
             /*
              * A queue past max_queue makes the member full, and as much
@@ -1241,13 +1252,16 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
                             0xffffffffULL));
             }
 
-            *capacity = target;
             return;
         }
 
         if (ngx_http_mcig_pool_metrics_fresh(pool)) {
             *load = 2 * target;
-            *capacity = target;
+
+            if (limit) {
+                *limit = target;
+            }
+
             return;
         }
     }
@@ -1256,6 +1270,10 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     *load = (uint32_t) ngx_max(in_flight, 0);
     *capacity = (uint32_t) ngx_max(member->capacity, 1);
+
+    if (limit) {
+        *limit = *capacity;
+    }
 }
 
 
@@ -1277,10 +1295,9 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_int_t priority)
 {
     time_t                               now;
-    uint32_t                             load, limit;
+    uint32_t                             load, capacity, limit;
     ngx_uint_t                           i, offered, room;
     ngx_http_mcig_member_t              *member;
-    ngx_http_mcig_metrics_t              m;
     ngx_http_upstream_rr_peer_t         *peer;
     ngx_http_upstream_rr_peers_t        *peers;
     ngx_http_upstream_mcig_peer_data_t   pd;
@@ -1306,17 +1323,9 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
         offered++;
         member = &pool->members[i];
 
-        ngx_http_mcig_member_load(pool, member, &load, &limit);
+        ngx_http_mcig_member_load(pool, member, &load, &capacity, &limit);
 
-        if (priority >= 0
-            && pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run
-            && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK
-            && m.waiting <= pool->max_queue)
-        {
-            limit = ngx_max(limit, 1000000);
-        }
-
-        if (load < limit) {
+        if (load < (priority >= 0 ? limit : capacity)) {
             room = 1;
             break;
         }
