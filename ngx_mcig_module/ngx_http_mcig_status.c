@@ -19,6 +19,8 @@
 #include "mcig_status.h"
 
 
+static ngx_int_t ngx_http_mcig_status_prepare(ngx_http_request_t *r,
+    mcig_status_t *st);
 static ngx_int_t ngx_http_mcig_status_json(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_status_prometheus(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_status_snapshot(ngx_http_request_t *r,
@@ -81,14 +83,12 @@ ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* both formats: GET or HEAD, the body discarded, the figures taken */
+
 static ngx_int_t
-ngx_http_mcig_status_json(ngx_http_request_t *r)
+ngx_http_mcig_status_prepare(ngx_http_request_t *r, mcig_status_t *st)
 {
-    char           *text;
-    size_t          len;
-    ngx_int_t       rc;
-    ngx_str_t       type;
-    mcig_status_t   st;
+    ngx_int_t  rc;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -99,8 +99,26 @@ ngx_http_mcig_status_json(ngx_http_request_t *r)
         return rc;
     }
 
-    if (ngx_http_mcig_status_snapshot(r, &st) != NGX_OK) {
+    if (ngx_http_mcig_status_snapshot(r, st) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcig_status_json(ngx_http_request_t *r)
+{
+    char           *text;
+    size_t          len;
+    ngx_int_t       rc;
+    ngx_str_t       type;
+    mcig_status_t   st;
+
+    rc = ngx_http_mcig_status_prepare(r, &st);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     text = mcig_status_json(&st, &len);
@@ -126,17 +144,9 @@ ngx_http_mcig_status_prometheus(ngx_http_request_t *r)
     ngx_str_t       type;
     mcig_status_t   st;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_mcig_status_prepare(r, &st);
     if (rc != NGX_OK) {
         return rc;
-    }
-
-    if (ngx_http_mcig_status_snapshot(r, &st) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* measured, then written: the same snapshot gives the same length */
