@@ -103,6 +103,8 @@ _EOC_
     }
 --- init
 Mcig::hold("/v1/slow", 1, 8);
+# a loaded machine (CI) may take longer to put it in flight than hold waits
+select(undef, undef, undef, 1.0);
 Mcig::kill_workers();
 select(undef, undef, undef, 2.5);
 --- request
