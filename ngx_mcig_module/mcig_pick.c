@@ -125,3 +125,21 @@ mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running, uint32_t waiting,
 
     return (load > 0xffffffffULL) ? 0xffffffffU : (uint32_t) load;
 }
+
+
+uint32_t
+mcig_metrics_waiting_now(uint32_t waiting, uint32_t dispatched,
+    uint32_t ended)
+{
+    uint64_t  more;
+
+    more = (uint64_t) waiting + dispatched;
+
+    if (more <= ended) {
+        return 0;
+    }
+
+    more -= ended;
+
+    return (more > 0xffffffffULL) ? 0xffffffffU : (uint32_t) more;
+}

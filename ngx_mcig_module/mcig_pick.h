@@ -58,5 +58,17 @@ int mcig_pick_saturated(const mcig_pick_t *p);
 uint32_t mcig_metrics_load_ppm(uint32_t kv_ppm, uint32_t running,
     uint32_t waiting, uint32_t dispatched, uint32_t ended, uint32_t capacity);
 
+/*
+ * A member's queue now, as far as the gateway knows: the requests its last
+ * scrape saw waiting, plus those sent to it since, less those of it that
+ * ended since (each end lets one waiting request start; not below 0).
+ * The scraped count alone stays the same between scrapes, so that a queue
+ * scorer sends every request of the interval to the member that had the
+ * shortest queue at the scrape; once every cache is full that is the only
+ * term that differs, and the fleet's load swings from member to member.
+ */
+uint32_t mcig_metrics_waiting_now(uint32_t waiting, uint32_t dispatched,
+    uint32_t ended);
+
 
 #endif /* MCIG_PICK_H */

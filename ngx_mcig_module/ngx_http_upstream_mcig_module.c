@@ -1051,7 +1051,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 {
     time_t                              now;
     uint32_t                            load, capacity, nblocks, *counts,
-                                        waiting_max;
+                                        waiting_max, dispatched, ended;
     uint64_t                            adapter;
     ngx_uint_t                          i, n, *index;
     ngx_str_t                          *model;
@@ -1124,13 +1124,18 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         if (pool->metrics
             && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK)
         {
-            /* requests sent since the scrape count as the cache they take */
+            /*
+             * requests sent and ended since the scrape count in both the
+             * cache and the queue: between scrapes the picks spread
+             */
+            dispatched = (uint32_t) member->node->dispatched;
+            ended = (uint32_t) member->node->ended;
+
             c[n].kv_ppm = mcig_metrics_load_ppm(m.kv_ppm, m.running,
-                                        m.waiting,
-                                        (uint32_t) member->node->dispatched,
-                                        (uint32_t) member->node->ended,
-                                        (uint32_t) member->capacity);
-            c[n].waiting = m.waiting;
+                                                m.waiting, dispatched, ended,
+                                                (uint32_t) member->capacity);
+            c[n].waiting = mcig_metrics_waiting_now(m.waiting, dispatched,
+                                                    ended);
             c[n].fresh = 1;
 
             if (pool->weights.lora && model->len) {
@@ -1138,7 +1143,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
                                                               adapter);
             }
 
-            waiting_max = ngx_max(waiting_max, m.waiting);
+            waiting_max = ngx_max(waiting_max, c[n].waiting);
 
         } else if (pool->metrics && ngx_http_mcig_pool_metrics_fresh(pool)) {
             /*

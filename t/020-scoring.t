@@ -200,3 +200,42 @@ select(undef, undef, undef, 0.5);
 GET /t
 --- response_body eval
 "127.0.0.2\n" x 12
+
+
+
+=== TEST 7: every member full: requests sent since the scrape lengthen a member's queue, so that the picks between two scrapes spread
+--- http_config eval
+$::Mcig::members . <<'_EOC_';
+    upstream vllm {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_metrics interval=10s stale=30s;
+        mcig_balancing_mode custom_metrics max_utilization=80;
+        mcig_scorers;
+        mcig_queue off;
+    }
+_EOC_
+--- config
+    location /v1/ { proxy_pass http://vllm; }
+    location = /mcig/status { mcig_status; }
+--- user_files
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 1.0
+vllm:num_requests_running 10
+vllm:num_requests_waiting 0
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 1.0
+vllm:num_requests_running 10
+vllm:num_requests_waiting 1
+--- init
+# the members' first scrapes are 5 s apart; the next comes 10 s after the first
+for (1 .. 300) {
+    last if (() = Mcig::get("/mcig/status") =~ /"scrapes":[1-9]/g) == 2;
+    select(undef, undef, undef, 0.1);
+}
+Mcig::hold("/v1/slow", 4, 5);
+--- request
+GET /mcig/status
+--- response_body_like chomp
+"address":"127\.0\.0\.2:\d+","healthy":true,"in_flight":[123],.*"address":"127\.0\.0\.3:\d+","healthy":true,"in_flight":[123],

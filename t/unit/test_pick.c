@@ -198,6 +198,29 @@ test_metrics_load(void **state)
 }
 
 
+static void
+test_metrics_waiting_now(void **state)
+{
+    (void) state;
+
+    /* nothing sent or ended since the scrape: the scraped queue */
+    assert_int_equal(mcig_metrics_waiting_now(3, 0, 0), 3);
+
+    /* each request sent since the scrape lengthens it */
+    assert_int_equal(mcig_metrics_waiting_now(3, 2, 0), 5);
+    assert_int_equal(mcig_metrics_waiting_now(0, 2, 0), 2);
+
+    /* each end lets one start, down to 0 */
+    assert_int_equal(mcig_metrics_waiting_now(3, 2, 4), 1);
+    assert_int_equal(mcig_metrics_waiting_now(3, 0, 9), 0);
+    assert_int_equal(mcig_metrics_waiting_now(0, 0, 0xffffffffU), 0);
+
+    /* no overflow */
+    assert_int_equal(mcig_metrics_waiting_now(0xffffffffU, 0xffffffffU, 1),
+                     0xffffffffU);
+}
+
+
 int
 main(void)
 {
@@ -209,6 +232,7 @@ main(void)
         cmocka_unit_test(test_rng_never_sticks_at_zero),
         cmocka_unit_test(test_error_json),
         cmocka_unit_test(test_metrics_load),
+        cmocka_unit_test(test_metrics_waiting_now),
     };
 
     return cmocka_run_group_tests_name("pick and errors", tests, NULL, NULL);
