@@ -28,4 +28,9 @@ if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
         || echo "routing: python3-matplotlib could not be installed: no plots" >&2
 fi
 
+# "seeds": util/bench/routing_seeds.py, one case run for several seeds
+if [ "${1:-}" = seeds ]; then
+    exec /usr/bin/python3 "$root/util/bench/routing_seeds.py"
+fi
+
 exec /usr/bin/python3 "$root/util/bench/routing.py"

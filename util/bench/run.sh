@@ -19,6 +19,11 @@
 #                                round robin, least_conn and the mcig modes
 #                                on six workloads at 30-120 % of capacity
 #                                (util/bench/routing.sh; about 10 minutes)
+#   util/bench/run.sh routing-seeds   one routing case (sharegpt at 120 %:
+#                                the three mcig modes) for 3 seeds, 3 runs
+#                                each: mean and spread of the headline
+#                                figures (util/bench/routing_seeds.py;
+#                                about 6 minutes)
 #
 # Environment: BENCH_DURATION (seconds per wrk run, default 10),
 # BENCH_ROUNDS (alternations of the two configurations, default 2),
@@ -35,7 +40,9 @@ out="$root/build/bench/$mode"
 case "$mode" in
     overhead|scanner|prom|region|scrape|score) ;;
     routing) exec bash "$root/util/bench/routing.sh" ;;
-    *) echo "usage: $0 overhead|scanner|prom|region|scrape|score|routing" >&2; exit 2 ;;
+    routing-seeds) exec bash "$root/util/bench/routing.sh" seeds ;;
+    *) echo "usage: $0 overhead|scanner|prom|region|scrape|score|routing|routing-seeds" >&2
+       exit 2 ;;
 esac
 
 bash "$root/util/setup.sh"
