@@ -206,7 +206,8 @@ GET /t
 === TEST 7: every member full: requests sent since the scrape lengthen a member's queue, so that the picks between two scrapes spread
 --- http_config eval
 $::Mcig::members . <<'_EOC_';
-    upstream vllm {
+    # a pool of its own: under --hup a reload keeps a pool's scrape counters
+    upstream spread {
         server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
         server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
         mcig_pool;
@@ -217,7 +218,7 @@ $::Mcig::members . <<'_EOC_';
     }
 _EOC_
 --- config
-    location /v1/ { proxy_pass http://vllm; }
+    location /v1/ { proxy_pass http://spread; }
     location = /mcig/status { mcig_status; }
 --- user_files
 >>> metrics-127.0.0.2.prom
