@@ -222,7 +222,8 @@ sub snapshot {
 my $json_counter = qr/^(?:requests|failures|scrapes|scrape_errors|shed|queued
                        |dispatched|queue_full|queue_timeout|abandoned
                        |pool_saturated|no_member_available|deadline_exceeded
-                       |[1-5]xx|local|spillover|failover|count|sum|\d+
+                       |[1-5]xx|local|spillover|failover|kept|moved
+                       |count|sum|\d+
                        |\+Inf)$/x;
 
 # The body with every counter replaced by its increase since the
