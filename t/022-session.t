@@ -48,15 +48,52 @@ sub sticky {
     Mcig::html_file("result.txt", $bad ? "$bad\n" : "ok\n");
 }
 
+# Sends each value n times and writes html/result.txt: the members that
+# answered, with their counts.
+sub answers {
+    my ($n, @values) = @_;
+    my %seen;
+
+    for my $v (@values) {
+        $seen{ ask("X-Session-Id", $v) }++ for 1 .. $n;
+    }
+
+    Mcig::html_file("result.txt", CORE::join(" ", map { "$_ $seen{$_}" }
+                                                  sort keys %seen) . "\n");
+}
+
+# A request of the session to the slow page, in the background for secs.
+sub hold_session {
+    my ($value, $secs) = @_;
+    my $port = $Test::Nginx::Util::ServerPortForClient;
+
+    Mcig::background("curl", "-s", "-o", "/dev/null", "-m", $secs,
+                     "-H", "X-Session-Id: $value",
+                     "http://127.0.0.1:$port/v1/slow");
+}
+
 our @values = map { "user-$_" } 1 .. 16;
 
-our $pool = $Mcig::members . <<'_EOC_';
+# the two members' pool with these directives
+sub pool {
+    my $directives = shift // "mcig_session_affinity;";
+
+    return $Mcig::members . <<"_EOC_";
     upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.2:\$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:\$TEST_NGINX_SERVER_PORT;
         mcig_pool;
-        mcig_session_affinity;
+        $directives
     }
+_EOC_
+}
+
+# 127.0.0.2's cache past the target of 80 %, 127.0.0.3's not
+our $one_full = <<'_EOC_';
+>>> metrics-127.0.0.2.prom
+vllm:kv_cache_usage_perc 0.95
+>>> metrics-127.0.0.3.prom
+vllm:kv_cache_usage_perc 0.3
 _EOC_
 
 our $config = <<'_EOC_';
@@ -81,7 +118,7 @@ run_tests();
 __DATA__
 
 === TEST 1: a session's requests go to one member; sessions spread over the members; the header's case does not matter
---- http_config eval: $::pool
+--- http_config eval: main::pool()
 --- config eval: $::config
 --- init
 main::sticky(4, ["X-Session-Id", "x-session-id", "X-SESSION-ID"], @::values);
@@ -94,14 +131,7 @@ ok
 
 === TEST 2: another header: the default one no longer counts
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_session_affinity header=X-User;
-    }
-_EOC_
+main::pool("mcig_session_affinity header=X-User;")
 --- config eval: $::config
 --- init
 main::sticky(4, ["x-user", "X-User"], @::values);
@@ -118,7 +148,7 @@ x-session-id: 2 members
 
 
 === TEST 3: no header, or an empty one: the pick as without affinity, nothing counted
---- http_config eval: $::pool
+--- http_config eval: main::pool()
 --- config eval: $::config
 --- init
 Mcig::snapshot();
@@ -140,7 +170,7 @@ Mcig::html_file("result.txt", CORE::join(" ", sort keys %seen) . "\n");
 
 
 === TEST 4: $mcig_session_affinity and the counters
---- http_config eval: $::pool
+--- http_config eval: main::pool()
 --- config eval: $::config
 --- init
 Mcig::snapshot();
@@ -162,22 +192,12 @@ Mcig::snapshot();
 
 === TEST 5: the session's member at its in-flight capacity: moved to the other member, counted in JSON and Prometheus
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_max_in_flight 1;
-        mcig_session_affinity;
-    }
-_EOC_
+main::pool("mcig_max_in_flight 1; mcig_session_affinity;")
 --- config eval: $::config
 --- init
 Mcig::snapshot();
-my $port = $Test::Nginx::Util::ServerPortForClient;
 my $home = main::ask("X-Session-Id", "alice");
-Mcig::background("curl", "-s", "-o", "/dev/null", "-m", "6",
-                 "-H", "X-Session-Id: alice", "http://127.0.0.1:$port/v1/slow");
+main::hold_session("alice", 6);
 select(undef, undef, undef, 0.5);
 my $now = main::ask("X-Session-Id", "alice");
 Mcig::html_file("result.txt", ($now =~ /^127\.0\.0\.[23]$/ && $now ne $home)
@@ -196,23 +216,13 @@ Mcig::html_file("result.txt", ($now =~ /^127\.0\.0\.[23]$/ && $now ne $home)
 
 === TEST 6: every member full: the request waits in the queue, then goes to its session's member when that has room
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_max_in_flight 1;
-        mcig_session_affinity;
-    }
-_EOC_
+main::pool("mcig_max_in_flight 1; mcig_session_affinity;")
 --- config eval: $::config
 --- init
 Mcig::snapshot();
-my $port = $Test::Nginx::Util::ServerPortForClient;
 $::home = main::ask("X-Session-Id", "alice");
 # the session's member until 2 s from now, the other one for longer
-Mcig::background("curl", "-s", "-o", "/dev/null", "-m", "2",
-                 "-H", "X-Session-Id: alice", "http://127.0.0.1:$port/v1/slow");
+main::hold_session("alice", 2);
 select(undef, undef, undef, 0.3);
 Mcig::hold("/v1/slow", 1, 8);
 --- request eval
@@ -234,30 +244,14 @@ sub {
 
 === TEST 7: custom_metrics: a session whose member's cache is past the target moves; the others stay
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_metrics;
-        mcig_balancing_mode custom_metrics max_utilization=80;
-        mcig_session_affinity;
-    }
-_EOC_
+main::pool("mcig_metrics; mcig_balancing_mode custom_metrics max_utilization=80;\n"
+           . "mcig_session_affinity;")
 --- config eval: $::config
---- user_files
->>> metrics-127.0.0.2.prom
-vllm:kv_cache_usage_perc 0.95
->>> metrics-127.0.0.3.prom
-vllm:kv_cache_usage_perc 0.3
+--- user_files eval: $::one_full
 --- init
 Mcig::wait_scrapes(2);
 Mcig::snapshot();
-my %seen;
-for my $v (@::values) {
-    $seen{ main::ask("X-Session-Id", $v) }++ for 1 .. 2;
-}
-Mcig::html_file("result.txt", CORE::join(" ", %seen) . "\n");
+main::answers(2, @::values);
 --- request eval
 ["GET /result.txt", "GET /mcig/status"]
 --- response_body_filters eval
@@ -274,30 +268,13 @@ sub {
 
 === TEST 8: mcig_scorers: the same load guard
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_metrics;
-        mcig_balancing_mode custom_metrics max_utilization=80;
-        mcig_scorers;
-        mcig_session_affinity;
-    }
-_EOC_
+main::pool("mcig_metrics; mcig_balancing_mode custom_metrics max_utilization=80;\n"
+           . "mcig_scorers; mcig_session_affinity;")
 --- config eval: $::config
---- user_files
->>> metrics-127.0.0.2.prom
-vllm:kv_cache_usage_perc 0.95
->>> metrics-127.0.0.3.prom
-vllm:kv_cache_usage_perc 0.3
+--- user_files eval: $::one_full
 --- init
 Mcig::wait_scrapes(2);
-my %seen;
-for my $v (@::values) {
-    $seen{ main::ask("X-Session-Id", $v) }++;
-}
-Mcig::html_file("result.txt", CORE::join(" ", %seen) . "\n");
+main::answers(1, @::values);
 --- request
 GET /result.txt
 --- response_body
@@ -307,15 +284,8 @@ GET /result.txt
 
 === TEST 9: mcig_scorers: the session's member wins over prefix affinity while it has room
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_scorers prefix=3 kv_cache=0 queue=0 in_flight=1;
-        mcig_session_affinity;
-    }
-_EOC_
+main::pool("mcig_scorers prefix=3 kv_cache=0 queue=0 in_flight=1;\n"
+           . "mcig_session_affinity;")
 --- config eval: $::config
 --- init
 my $port = $Test::Nginx::Util::ServerPortForClient;
@@ -396,14 +366,7 @@ ok
 
 === TEST 11: the gateway's own header (taken out of the request) can be the session's
 --- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-        mcig_session_affinity header=x-gateway-inference-fairness-id;
-    }
-_EOC_
+main::pool("mcig_session_affinity header=x-gateway-inference-fairness-id;")
 --- config eval: $::config
 --- init
 main::sticky(3, ["x-gateway-inference-fairness-id"], @::values);
@@ -415,13 +378,7 @@ ok
 
 
 === TEST 12: off: null in the JSON, no Prometheus series
---- http_config eval
-$Mcig::members . <<'_EOC_';
-    upstream vllm {
-        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
-        mcig_pool;
-    }
-_EOC_
+--- http_config eval: main::pool("")
 --- config eval: $::config
 --- request eval
 ["GET /mcig/status", "GET /mcig/metrics"]
@@ -431,7 +388,7 @@ _EOC_
 
 
 === TEST 13: the Prometheus text with the counters passes promtool
---- http_config eval: $::pool
+--- http_config eval: main::pool()
 --- config eval: $::config
 --- init
 main::ask("X-Session-Id", "abc");
@@ -440,15 +397,8 @@ GET /mcig/metrics
 --- response_body_filters eval
 sub {
     my $body = shift;
-    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
-    open(my $fh, "|-", "promtool check metrics >$out 2>&1") or die;
-    print $fh $body;
-    close $fh;
-    my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
-    open(my $in, "<", $out);
-    my @problems = grep { !/^\s*$/ } <$in>;
     my $n = () = $body =~ /^mcig_pool_session_affinity_total\{pool="vllm",outcome="(?:kept|moved)"\} \d+$/mg;
-    return "$verdict\n" . CORE::join("", @problems) . "$n series\n";
+    return Mcig::promtool($body) . "$n series\n";
 }
 --- response_body
 promtool: ok

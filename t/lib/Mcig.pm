@@ -299,6 +299,24 @@ sub wait_scrapes {
     return 0;
 }
 
+# promtool's verdict on a Prometheus text: "promtool: ok" or "promtool:
+# failed", then the problems it printed, one a line.
+sub promtool {
+    my $body = shift;
+    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
+
+    open(my $fh, "|-", "promtool check metrics >$out 2>&1") or die;
+    print $fh $body;
+    close $fh;
+    my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
+
+    open(my $in, "<", $out) or die "cannot read $out: $!";
+    my @problems = grep { !/^\s*$/ } <$in>;
+    close $in;
+
+    return "$verdict\n" . CORE::join("", @problems);
+}
+
 sub master_pid {
     my $pidfile = "$Test::Nginx::Util::ServRoot/logs/nginx.pid";
 
