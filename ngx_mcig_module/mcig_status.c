@@ -53,6 +53,7 @@ enum {
     F_QUEUE_REQUESTS,
     F_QUEUE_WAIT,
     F_OBJECTIVE_QUEUE,
+    F_POOL_SESSION_AFFINITY,
     F_COUNT
 };
 
@@ -78,6 +79,8 @@ static void json_root(out_t *o, const mcig_status_t *st, const char *time,
     char **pools);
 static cJSON *json_pool(const mcig_status_pool_t *pool);
 static void json_queue(cJSON *p, const mcig_status_pool_t *pool,
+    int *failed);
+static void json_session(cJSON *p, const mcig_status_pool_t *pool,
     int *failed);
 static void json_regions(cJSON *p, const mcig_status_pool_t *pool,
     int *failed);
@@ -152,7 +155,10 @@ static const family_t  families[F_COUNT] = {
       "Time dispatched requests waited in the pool's queue.", "histogram" },
     { "mcig_objective_queue_requests_total",
       "Requests that waited or were refused by the queue, by"
-      " InferenceObjective.", "counter" }
+      " InferenceObjective.", "counter" },
+    { "mcig_pool_session_affinity_total",
+      "Picks of requests with a session: to its member (kept), or"
+      " elsewhere as it was full (moved).", "counter" }
 };
 
 
@@ -578,6 +584,8 @@ json_pool(const mcig_status_pool_t *pool)
     json_number(item, "spillover", (double) pool->decisions[2], &failed);
     json_number(item, "failover", (double) pool->decisions[3], &failed);
 
+    json_session(p, pool, &failed);
+
     if (pool->regional) {
         json_regions(p, pool, &failed);
     }
@@ -672,6 +680,26 @@ json_queue(cJSON *p, const mcig_status_pool_t *pool, int *failed)
 
         json_number(item, le, (double) sum, failed);
     }
+}
+
+
+/* the pool's session affinity: null when it has none */
+
+static void
+json_session(cJSON *p, const mcig_status_pool_t *pool, int *failed)
+{
+    cJSON  *item;
+
+    if (!pool->session.enabled) {
+        json_add(p, "session_affinity", cJSON_CreateNull(), failed);
+        return;
+    }
+
+    item = json_add(p, "session_affinity", cJSON_CreateObject(), failed);
+
+    json_add(item, "header", json_string(&pool->session.header), failed);
+    json_number(item, "kept", (double) pool->session.kept, failed);
+    json_number(item, "moved", (double) pool->session.moved, failed);
 }
 
 
@@ -937,7 +965,9 @@ prom_family(out_t *o, const mcig_status_pool_t *pool, unsigned family)
 
     name = families[family].name;
 
-    if (family >= F_QUEUE_DEPTH && !pool->queue.enabled) {
+    if (family >= F_QUEUE_DEPTH && family <= F_OBJECTIVE_QUEUE
+        && !pool->queue.enabled)
+    {
         return;
     }
 
@@ -1022,6 +1052,17 @@ prom_family(out_t *o, const mcig_status_pool_t *pool, unsigned family)
 
     case F_QUEUE_WAIT:
         prom_wait(o, pool);
+        return;
+
+    case F_POOL_SESSION_AFFINITY:
+        for (i = 0; pool->session.enabled && i < 2; i++) {
+            prom_open(o, name, pool);
+            prom_label_text(o, "outcome", i ? "moved" : "kept");
+            prom_value(o);
+            out_u64(o, i ? pool->session.moved : pool->session.kept);
+            out_bytes(o, "\n", 1);
+        }
+
         return;
     }
 

@@ -151,6 +151,15 @@ typedef struct {
 } mcig_status_queue_t;
 
 
+/* a pool's session affinity (mcig_session_affinity) */
+typedef struct {
+    mcig_status_str_t               header;
+    uint64_t                        kept;     /* to the session's member */
+    uint64_t                        moved;    /* it was full: the pick */
+    unsigned                        enabled:1;
+} mcig_status_session_t;
+
+
 typedef struct {
     mcig_status_str_t               name;
     uint64_t                        max_in_flight;
@@ -178,6 +187,7 @@ typedef struct {
     mcig_status_objective_t         unnamed;
 
     mcig_status_queue_t             queue;
+    mcig_status_session_t           session;
 
     unsigned                        custom_metrics:1;  /* balancing mode */
     unsigned                        dry_run:1;

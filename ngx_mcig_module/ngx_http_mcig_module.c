@@ -50,6 +50,7 @@ typedef enum {
     NGX_HTTP_MCIG_VAR_REGION,
     NGX_HTTP_MCIG_VAR_CLUSTER,
     NGX_HTTP_MCIG_VAR_DECISION,
+    NGX_HTTP_MCIG_VAR_SESSION_AFFINITY,
     NGX_HTTP_MCIG_VAR_ERROR
 } ngx_http_mcig_var_e;
 
@@ -181,6 +182,9 @@ static ngx_http_variable_t  ngx_http_mcig_vars[] = {
 
     { ngx_string("mcig_decision"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_DECISION, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcig_session_affinity"), NULL, ngx_http_mcig_variable,
+      NGX_HTTP_MCIG_VAR_SESSION_AFFINITY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcig_error"), NULL, ngx_http_mcig_variable,
       NGX_HTTP_MCIG_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -600,6 +604,62 @@ ngx_http_mcig_take_headers(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
 }
 
 
+/*
+ * The first non-empty value of a request header, by its lowercase name
+ * (nginx's header names are compared case-insensitively); the gateway's
+ * own headers, taken out of the list, are read from ctx.  NGX_DECLINED
+ * when the request has none.
+ */
+
+ngx_int_t
+ngx_http_mcig_header_value(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
+    ngx_str_t *name, ngx_str_t *value)
+{
+    ngx_str_t        *own;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h, wanted;
+    ngx_list_part_t  *part;
+
+    wanted.key = *name;
+    wanted.lowcase_key = name->data;
+
+    own = ngx_http_mcig_gateway_header(&wanted, ctx);
+
+    if (own) {
+        *value = *own;
+        return own->len ? NGX_OK : NGX_DECLINED;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].value.len == 0
+            || h[i].key.len != name->len
+            || ngx_strncmp(h[i].lowcase_key, name->data, name->len) != 0)
+        {
+            continue;
+        }
+
+        *value = h[i].value;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
 void
 ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_http_mcig_error_e error, const char *code, const char *fmt, ...)
@@ -935,6 +995,15 @@ ngx_http_mcig_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             case MCIG_REGION_FAILOVER: ngx_str_set(&s, "failover"); break;
             default: break;
             }
+        }
+
+        break;
+
+    case NGX_HTTP_MCIG_VAR_SESSION_AFFINITY:
+        switch (ctx->session_affinity) {
+        case NGX_HTTP_MCIG_SESSION_KEPT: ngx_str_set(&s, "kept"); break;
+        case NGX_HTTP_MCIG_SESSION_MOVED: ngx_str_set(&s, "moved"); break;
+        default: break;
         }
 
         break;

@@ -23,6 +23,7 @@
 #include "mcig_queue.h"
 #include "mcig_region.h"
 #include "mcig_score.h"
+#include "mcig_session.h"
 
 
 /*
@@ -57,6 +58,14 @@ typedef enum {
     NGX_HTTP_MCIG_QUEUE_ABANDONED,    /* its client went away while waiting */
     NGX_HTTP_MCIG_QUEUE_OUTCOMES
 } ngx_http_mcig_queue_outcome_e;
+
+
+/* where a request with a session went (mcig_session_affinity) */
+typedef enum {
+    NGX_HTTP_MCIG_SESSION_NONE = 0,   /* no session, or no member */
+    NGX_HTTP_MCIG_SESSION_KEPT,       /* to the session's member */
+    NGX_HTTP_MCIG_SESSION_MOVED       /* it was full: the normal pick */
+} ngx_http_mcig_session_e;
 
 
 /* buckets of the wait histogram, the last one +Inf */
@@ -136,6 +145,9 @@ typedef struct {
     /* where requests went, and why (mcig_region_kind_e) */
     ngx_atomic_t                    decisions[4];
     ngx_atomic_t                    region_requests[MCIG_REGIONS_MAX];
+
+    /* picks of requests with a session: kept, moved (session_e - 1) */
+    ngx_atomic_t                    session_affinity[2];
 
     /*
      * Drain state of each region, updated by every worker at admission
@@ -217,6 +229,7 @@ typedef struct {
     ngx_str_t                       metrics_url;  /* NUL-terminated */
     ngx_str_t                       health_url;   /* NUL-terminated */
     ngx_uint_t                      capacity; /* max in flight x weight */
+    uint64_t                        session_key;  /* of its address */
     ngx_http_mcig_member_node_t    *node;     /* set when the zone starts */
 } ngx_http_mcig_member_t;
 
@@ -310,6 +323,9 @@ typedef struct {
     ngx_uint_t                      prefix_entries;
     ngx_shm_zone_t                 *prefix_zone;  /* NULL: no prefix scorer */
 
+    /* mcig_session_affinity: the header's name, lowercase; empty: off */
+    ngx_str_t                       session_header;
+
     /* what mcig_manifests attach to the pool's name, NULL if nothing */
     const mcig_manifest_pool_t     *manifest;
 } ngx_http_upstream_mcig_srv_conf_t;
@@ -344,11 +360,16 @@ typedef struct {
     uint64_t                       *hashes;
     uint32_t                        nblocks;
 
+    /* the hash of the pool's session header, when the request has one */
+    uint64_t                        session;
+    ngx_http_mcig_session_e         session_affinity;  /* the last pick */
+
     unsigned                        scanning:1;
     unsigned                        keepalive:1;  /* before any error */
     unsigned                        body_sent:1;
     unsigned                        deadline_expired:1;
     unsigned                        queued:1;     /* waited, was admitted */
+    unsigned                        has_session:1;
 
     mcig_body_scan_t                scan;
 } ngx_http_mcig_ctx_t;
@@ -438,6 +459,8 @@ ngx_uint_t ngx_http_mcig_queue_bands(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_queue_band_t *bands, ngx_uint_t max);
 
 ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
+ngx_int_t ngx_http_mcig_header_value(ngx_http_request_t *r,
+    ngx_http_mcig_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);
 void ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_http_mcig_error_e error, const char *code, const char *fmt, ...);

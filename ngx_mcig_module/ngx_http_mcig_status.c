@@ -257,6 +257,13 @@ ngx_http_mcig_status_pool(ngx_pool_t *p,
         sp->decisions[i] = node->decisions[i];
     }
 
+    if (pool->session_header.len) {
+        sp->session.enabled = 1;
+        ngx_http_mcig_status_str(&sp->session.header, &pool->session_header);
+        sp->session.kept = node->session_affinity[0];
+        sp->session.moved = node->session_affinity[1];
+    }
+
     if (pool->regions) {
         n = pool->regions->nelts;
         name = pool->regions->elts;

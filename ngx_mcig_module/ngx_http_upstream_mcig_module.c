@@ -74,7 +74,7 @@ typedef struct {
 static void ngx_http_upstream_offer_mcig_peers(
     ngx_http_upstream_mcig_peer_data_t *pd, mcig_pick_t *pick,
     ngx_uint_t skip_tried, ngx_int_t region,
-    ngx_http_upstream_mcig_regions_t *agg);
+    ngx_http_upstream_mcig_regions_t *agg, mcig_session_t *session);
 static ngx_uint_t ngx_http_upstream_mcig_usable(
     ngx_http_upstream_mcig_peer_data_t *pd, ngx_http_upstream_rr_peer_t *peer,
     ngx_uint_t i, time_t now, ngx_uint_t skip_tried);
@@ -139,9 +139,12 @@ static ngx_int_t ngx_http_upstream_mcig_prefix_zone(ngx_conf_t *cf,
 static ngx_int_t ngx_http_upstream_mcig_init_prefix_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_http_upstream_score_mcig_peers(
-    ngx_http_upstream_mcig_peer_data_t *pd, ngx_int_t region);
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_int_t region,
+    mcig_session_t *session);
 static void ngx_http_upstream_mcig_credit(
     ngx_http_upstream_mcig_peer_data_t *pd, ngx_uint_t i);
+static char *ngx_http_upstream_mcig_session_affinity(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_region(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_upstream_mcig_member_region(ngx_conf_t *cf,
@@ -230,6 +233,13 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
     { ngx_string("mcig_scorers"),
       NGX_HTTP_UPS_CONF|NGX_CONF_ANY,
       ngx_http_upstream_mcig_scorers,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_session_affinity"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
+      ngx_http_upstream_mcig_session_affinity,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -396,6 +406,9 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
         m->name = peer->name;
         m->capacity = pool->max_in_flight * peer->weight;
 
+        /* by address, not by place: a new server moves few sessions */
+        m->session_key = mcig_session_hash(peer->name.data, peer->name.len);
+
         m->key.len = us->host.len + 1 + peer->name.len;
         m->key.data = ngx_pnalloc(cf->pool, m->key.len);
         if (m->key.data == NULL) {
@@ -510,6 +523,7 @@ static ngx_int_t
 ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
+    ngx_str_t                            value;
     ngx_http_mcig_ctx_t                 *ctx;
     ngx_http_upstream_mcig_srv_conf_t   *pool;
     ngx_http_upstream_mcig_peer_data_t  *pd;
@@ -554,6 +568,18 @@ ngx_http_upstream_init_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_mcig_resolve_objective(ctx, pool);
 
     (void) ngx_atomic_fetch_add(&ctx->objective_node->requests, 1);
+
+    /* a request without the header, or with an empty one, has no session */
+    ctx->has_session = 0;
+    ctx->session_affinity = NGX_HTTP_MCIG_SESSION_NONE;
+
+    if (pool->session_header.len
+        && ngx_http_mcig_header_value(r, ctx, &pool->session_header, &value)
+           == NGX_OK)
+    {
+        ctx->session = mcig_session_hash(value.data, value.len);
+        ctx->has_session = 1;
+    }
 
     if (ngx_http_upstream_admit_mcig_peer(r, pd) != NGX_OK) {
         return NGX_ERROR;
@@ -627,7 +653,7 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_rr_peers_rlock(peers);
 
     mcig_pick_start(&pick, &ngx_http_mcig_rng);
-    ngx_http_upstream_offer_mcig_peers(pd, &pick, 0, -1, &agg);
+    ngx_http_upstream_offer_mcig_peers(pd, &pick, 0, -1, &agg, NULL);
 
     ngx_http_upstream_rr_peers_unlock(peers);
 
@@ -787,9 +813,11 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 {
     ngx_http_upstream_mcig_peer_data_t  *pd = data;
 
+    int                            mine;
     ngx_uint_t                     n;
     uintptr_t                      m;
     mcig_pick_t                    pick;
+    mcig_session_t                 session, *sp;
     ngx_http_mcig_member_t        *member;
     ngx_http_upstream_rr_peer_t   *best;
     ngx_http_upstream_rr_peers_t  *peers;
@@ -802,25 +830,39 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     peers = pd->rrp.peers;
 
+    /* the members the pick considers are ranked for the session too */
+    sp = pd->ctx->has_session ? &session : NULL;
+
     ngx_http_upstream_rr_peers_wlock(peers);
 
     if (pd->pool->scoring) {
-        pick.best = ngx_http_upstream_score_mcig_peers(pd, pd->ctx->region);
+        pick.best = ngx_http_upstream_score_mcig_peers(pd, pd->ctx->region,
+                                                       sp);
 
         if (pick.best < 0 && pd->ctx->region >= 0) {
-            pick.best = ngx_http_upstream_score_mcig_peers(pd, -1);
+            pick.best = ngx_http_upstream_score_mcig_peers(pd, -1, sp);
         }
 
     } else {
         mcig_pick_start(&pick, &ngx_http_mcig_rng);
         ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, pd->ctx->region,
-                                           NULL);
+                                           NULL, sp);
 
         if (pick.best < 0 && pd->ctx->region >= 0) {
             /* a retry with nothing left in the chosen region: any region */
             mcig_pick_start(&pick, &ngx_http_mcig_rng);
-            ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL);
+            ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL, sp);
         }
+    }
+
+    /*
+     * The session's member wins over the load and the scores while it has
+     * room; full, the request takes the pick (the load guard).
+     */
+    mine = sp ? mcig_session_pick(sp) : -1;
+
+    if (mine >= 0) {
+        pick.best = mine;
     }
 
     if (pick.best < 0) {
@@ -837,6 +879,21 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
         pc->name = peers->name;
         return NGX_BUSY;
+    }
+
+    if (sp) {
+        /* a full member may still be the pick when every member is full */
+        pd->ctx->session_affinity = (pick.best == sp->best)
+                                    ? NGX_HTTP_MCIG_SESSION_KEPT
+                                    : NGX_HTTP_MCIG_SESSION_MOVED;
+
+        (void) ngx_atomic_fetch_add(&pd->pool->node->session_affinity[
+                                        pd->ctx->session_affinity - 1], 1);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->log, 0,
+                       "get mcig peer, session's member %d, %s", sp->best,
+                       (mine >= 0) ? "kept, it has room"
+                                   : "the pick, it is full");
     }
 
     best = ngx_http_upstream_mcig_nth_peer(peers, pick.best);
@@ -943,13 +1000,15 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
  * Offers every member that can take a request to the pick: not marked
  * down, not failed (max_fails within fail_timeout; a pool of one member is
  * never failed, as with round robin), below max_conns, and, for the pick,
- * not tried yet for this request.  The caller holds the peers lock.
+ * not tried yet for this request; and to the session's ranking, if given,
+ * so that a session's member is one the pick could choose.  The caller
+ * holds the peers lock.
  */
 
 static void
 ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     mcig_pick_t *pick, ngx_uint_t skip_tried, ngx_int_t region,
-    ngx_http_upstream_mcig_regions_t *agg)
+    ngx_http_upstream_mcig_regions_t *agg, mcig_session_t *session)
 {
     time_t                         now;
     uint32_t                       load, capacity;
@@ -960,6 +1019,10 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
     now = ngx_time();
     peers = pd->rrp.peers;
+
+    if (session) {
+        mcig_session_start(session, pd->ctx->session);
+    }
 
     for (peer = peers->peer, i = 0; peer; peer = peer->next, i++) {
 
@@ -980,6 +1043,11 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         ngx_http_mcig_member_load(pd->pool, member, &load, &capacity, NULL);
 
         mcig_pick_offer(pick, (int) i, load, capacity);
+
+        if (session) {
+            mcig_session_offer(session, (int) i, member->session_key,
+                               load >= capacity);
+        }
 
         if (agg) {
             agg->healthy[member->region]++;
@@ -1041,13 +1109,14 @@ ngx_http_upstream_mcig_usable(ngx_http_upstream_mcig_peer_data_t *pd,
  * mcig_scorers: the EPP's weighted sum over the region's usable members
  * (mcig_score.c): KV-cache room, queue, prefix-cache and LoRA affinity,
  * in-flight room.  Affinity never picks a full member while another has
- * room.  Returns the member's index, or -1.  The caller holds the peers
- * lock; the prefix index's lock is taken for the match only.
+ * room.  Returns the member's index, or -1; the candidates are offered to
+ * the session's ranking too, if given.  The caller holds the peers lock;
+ * the prefix index's lock is taken for the match only.
  */
 
 static ngx_int_t
 ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
-    ngx_int_t region)
+    ngx_int_t region, mcig_session_t *session)
 {
     time_t                              now;
     uint32_t                            load, capacity, nblocks, *counts,
@@ -1066,6 +1135,10 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
     pool = pd->pool;
     ctx = pd->ctx;
+
+    if (session) {
+        mcig_session_start(session, ctx->session);
+    }
 
     c = ngx_palloc(ctx->request->pool,
                    pool->nmembers * (sizeof(mcig_score_cand_t)
@@ -1155,6 +1228,11 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             c[n].kv_ppm = 1000000;
             c[n].fresh = 1;
             c[n].waiting = (uint32_t) -1;
+        }
+
+        if (session) {
+            mcig_session_offer(session, (int) i, member->session_key,
+                               c[n].full);
         }
 
         index[n++] = i;
@@ -2748,6 +2826,78 @@ ngx_http_upstream_mcig_hashing_pool(ngx_http_request_t *r,
 }
 
 
+/*
+ * mcig_session_affinity [header=x-session-id];
+ *
+ * The name is kept in lowercase, as nginx keeps the request's header
+ * names for comparing them.  Only the characters nginx accepts in a
+ * header name by default are allowed: a request header with others would
+ * be ignored, and affinity with it.
+ */
+
+static char *
+ngx_http_upstream_mcig_session_affinity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    u_char      c;
+    ngx_str_t  *value, name;
+    ngx_uint_t  i;
+
+    if (pool->session_header.len) {
+        return "is duplicate";
+    }
+
+    ngx_str_set(&name, "x-session-id");
+
+    if (cf->args->nelts > 1) {
+        value = cf->args->elts;
+
+        if (!ngx_http_upstream_mcig_arg(&value[1], "header=", &name)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" of "
+                               "mcig_session_affinity: expected header=name",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (name.len == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcig_session_affinity needs a header name "
+                               "after \"header=\"");
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < name.len; i++) {
+            c = name.data[i];
+
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                || (c >= '0' && c <= '9') || c == '-' || c == '_')
+            {
+                continue;
+            }
+
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid header name \"%V\" of "
+                               "mcig_session_affinity: letters, digits, "
+                               "\"-\" and \"_\" are expected", &name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    pool->session_header.data = ngx_pnalloc(cf->pool, name.len);
+    if (pool->session_header.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(pool->session_header.data, name.data, name.len);
+    pool->session_header.len = name.len;
+
+    return NGX_CONF_OK;
+}
+
+
 static char *
 ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -3242,7 +3392,8 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
                 || pool->metrics
                 || pool->health
                 || pool->region_confs
-                || pool->objectives))
+                || pool->objectives
+                || pool->session_header.len))
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "mcig directives in upstream \"%V\" in %s:%ui "

@@ -249,7 +249,7 @@ select(undef, undef, undef, 0.5);
 ["POST /v1/completions\n{\"model\":\"m\"}", "GET /s", "GET /m"]
 --- response_body_like eval
 ["127.0.0.2",
- qr/"responses":\{"1xx":0,"2xx":1,"3xx":0,"4xx":0,"5xx":0\},"decisions":\{"local":1,"spillover":0,"failover":0\},"regions":\[\{"name":"europe-west3","local":true,"members":1,"healthy":1,"utilization":0\.5\d*,"drained":false,"requests":1\},\{"name":"us-east4","local":false,"members":1,"healthy":1,"utilization":0\.5,"drained":false,"requests":0\}\].*"region":"europe-west3","cluster":"gke-west"/,
+ qr/"responses":\{"1xx":0,"2xx":1,"3xx":0,"4xx":0,"5xx":0\},"decisions":\{"local":1,"spillover":0,"failover":0\},"session_affinity":null,"regions":\[\{"name":"europe-west3","local":true,"members":1,"healthy":1,"utilization":0\.5\d*,"drained":false,"requests":1\},\{"name":"us-east4","local":false,"members":1,"healthy":1,"utilization":0\.5,"drained":false,"requests":0\}\].*"region":"europe-west3","cluster":"gke-west"/,
  qr/mcig_pool_decisions_total\{pool="two_regions",decision="local"\} 1\n.*mcig_region_requests_total\{pool="two_regions",region="us-east4"\} 0\n.*mcig_pool_responses_total\{pool="two_regions",code="2xx"\} 1\n.*mcig_member_scrape_duration_seconds\{pool="two_regions",member="127\.0\.0\.3:\d+"\} 0\.\d{6}\n/s]
 
 

@@ -102,6 +102,9 @@ max_len() {
 passed=0
 failed=0
 
+# the binaries go there before the per-target directories are made
+mkdir -p build/fuzz
+
 for t in "${targets[@]}"; do
     bin="build/fuzz/fuzz_$t"
     log="build/fuzz/$t.log"

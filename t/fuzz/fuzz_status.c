@@ -6,9 +6,9 @@
  *
  * Input: a snapshot read field by field, every name of 0 to 40 arbitrary
  * bytes (NUL, CR, LF, quotes, backslashes, invalid UTF-8), up to 4 pools
- * with up to 4 regions, 5 members, 4 objectives and 5 waiting bands each;
- * a number is one byte, or past 0xf7 an extreme or 8 bytes.  What the
- * input lacks reads as zeros.
+ * with up to 4 regions, 5 members, 4 objectives and 5 waiting bands each,
+ * and session affinity's header and counts; a number is one byte, or past
+ * 0xf7 an extreme or 8 bytes.  What the input lacks reads as zeros.
  *
  * Checks:
  *   - the JSON is valid UTF-8 without a raw control byte, cJSON parses it,
@@ -101,7 +101,7 @@ static const char  *families[] = {
     "mcig_region_requests_total", "mcig_pool_responses_total",
     "mcig_member_scrape_duration_seconds", "mcig_pool_queue_depth",
     "mcig_pool_queue_requests_total", "mcig_pool_queue_wait_seconds",
-    "mcig_objective_queue_requests_total"
+    "mcig_objective_queue_requests_total", "mcig_pool_session_affinity_total"
 };
 
 #define FAMILIES  (sizeof(families) / sizeof(families[0]))
@@ -209,6 +209,7 @@ in_snapshot(input_t *in, snapshot_t *s)
         p->scraping = (flags >> 4) & 1;
         p->queue.enabled = (flags >> 5) & 1;
         p->queue.queue_sheddable = (flags >> 6) & 1;
+        p->session.enabled = (flags >> 7) & 1;
 
         p->max_in_flight = in_u64(in);
         p->max_utilization = in_u64(in);
@@ -314,6 +315,10 @@ in_snapshot(input_t *in, snapshot_t *s)
             s->band[i][j].priority = in_i64(in);
             s->band[i][j].waiting = in_u64(in);
         }
+
+        in_name(in, s, &p->session.header);
+        p->session.kept = in_u64(in);
+        p->session.moved = in_u64(in);
     }
 }
 
@@ -616,7 +621,7 @@ check_pool_json(const cJSON *p, const mcig_status_pool_t *pool)
     size_t                       i, r;
     double                       util;
     uint64_t                     total, healthy;
-    const cJSON                 *list, *item, *q;
+    const cJSON                 *list, *item, *q, *sa;
     const mcig_status_member_t  *m;
 
     CHECK(cJSON_IsObject(p));
@@ -640,6 +645,17 @@ check_pool_json(const cJSON *p, const mcig_status_pool_t *pool)
                                  ? (double) pool->queue.waiting : 0);
         CHECK(cJSON_GetArraySize(member(q, "bands"))
               == (int) pool->queue.nbands);
+    }
+
+    sa = member(p, "session_affinity");
+
+    if (!pool->session.enabled) {
+        CHECK(cJSON_IsNull(sa));
+
+    } else {
+        check_string(member(sa, "header"), &pool->session.header);
+        check_number(sa, "kept", (double) pool->session.kept);
+        check_number(sa, "moved", (double) pool->session.moved);
     }
 
     list = cJSON_GetObjectItemCaseSensitive(p, "regions");
@@ -977,8 +993,11 @@ expected(const snapshot_t *s, size_t family)
         case 19:
             n += p->queue.enabled ? MCIG_STATUS_WAIT_BUCKETS + 2 : 0;
             break;
-        default:
+        case 20:
             n += p->queue.enabled ? 3 * (p->nobjectives + 1) : 0;
+            break;
+        default:
+            n += p->session.enabled ? 2 : 0;
         }
     }
 
@@ -1043,6 +1062,36 @@ pool_has(const mcig_status_pool_t *p, const label_t *l, size_t n,
     }
 
     return 1;
+}
+
+
+/* a session affinity sample: its pool has it on, with that count */
+static int
+session_has(const snapshot_t *s, const label_t *l, size_t n, double value)
+{
+    int                        kept;
+    size_t                     i;
+    const label_t             *outcome;
+    const mcig_status_pool_t  *p;
+
+    outcome = label(l, n, "outcome");
+    CHECK(outcome != NULL);
+
+    kept = (outcome->value_len == 4 && memcmp(outcome->value, "kept", 4) == 0);
+    CHECK(kept || (outcome->value_len == 5
+                   && memcmp(outcome->value, "moved", 5) == 0));
+
+    for (i = 0; i < s->st.npools; i++) {
+        p = &s->pool[i];
+
+        if (p->session.enabled && label_is(&l[0], &p->name)
+            && value == (double) (kept ? p->session.kept : p->session.moved))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1153,6 +1202,7 @@ check_prometheus(const snapshot_t *s, size_t cut)
         check_read_back(prom, line, (size_t) (lf - line), name_len, l, n,
                         &value);
         check_labels(s, l, n, family == 0, value);
+        CHECK(family != 21 || session_has(s, l, n, value));
 
         samples++;
     }
@@ -1199,6 +1249,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (j = 0; j < s->pool[i].nobjectives; j++) {
             check_escapes(&s->pool[i].objectives[j].name);
         }
+
+        check_escapes(&s->pool[i].session.header);
     }
 
     for (k = 0; k < s->nnames; k++) {

@@ -222,7 +222,8 @@ sub snapshot {
 my $json_counter = qr/^(?:requests|failures|scrapes|scrape_errors|shed|queued
                        |dispatched|queue_full|queue_timeout|abandoned
                        |pool_saturated|no_member_available|deadline_exceeded
-                       |[1-5]xx|local|spillover|failover|count|sum|\d+
+                       |[1-5]xx|local|spillover|failover|kept|moved
+                       |count|sum|\d+
                        |\+Inf)$/x;
 
 # The body with every counter replaced by its increase since the
@@ -296,6 +297,24 @@ sub wait_scrapes {
 
     warn "Mcig: fewer than $n members with more \"$what\" after 30 s\n";
     return 0;
+}
+
+# promtool's verdict on a Prometheus text: "promtool: ok" or "promtool:
+# failed", then the problems it printed, one a line.
+sub promtool {
+    my $body = shift;
+    my $out = "$Test::Nginx::Util::ServRoot/logs/promtool.out";
+
+    open(my $fh, "|-", "promtool check metrics >$out 2>&1") or die;
+    print $fh $body;
+    close $fh;
+    my $verdict = $? == 0 ? "promtool: ok" : "promtool: failed";
+
+    open(my $in, "<", $out) or die "cannot read $out: $!";
+    my @problems = grep { !/^\s*$/ } <$in>;
+    close $in;
+
+    return "$verdict\n" . CORE::join("", @problems);
 }
 
 sub master_pid {

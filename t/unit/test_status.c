@@ -145,6 +145,11 @@ small(mcig_status_t *st, mcig_status_pool_t *pools)
     memcpy(pools[0].queue.bucket_ms, bucket_ms, sizeof(bucket_ms));
     pools[0].queue.bands = bands;
     pools[0].queue.nbands = 1;
+    pools[0].session.enabled = 1;
+    pools[0].session.header.data = "x-session-id";
+    pools[0].session.header.len = 12;
+    pools[0].session.kept = 7;
+    pools[0].session.moved = 2;
     pools[0].custom_metrics = 1;
     pools[0].regional = 1;
     pools[0].health_checks = 1;
@@ -176,6 +181,8 @@ static const char  small_json[] =
     "\"responses\":{\"1xx\":10,\"2xx\":20,\"3xx\":30,\"4xx\":40,"
     "\"5xx\":50},"
     "\"decisions\":{\"local\":7,\"spillover\":8,\"failover\":9},"
+    "\"session_affinity\":{\"header\":\"x-session-id\",\"kept\":7,"
+    "\"moved\":2},"
     "\"regions\":[{\"name\":\"eu\",\"local\":true,\"members\":1,"
     "\"healthy\":1,\"utilization\":0.5,\"drained\":false,\"requests\":11},"
     "{\"name\":\"us\",\"local\":false,\"members\":1,\"healthy\":0,"
@@ -200,6 +207,7 @@ static const char  small_json[] =
     "\"queue\":null,"
     "\"responses\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0},"
     "\"decisions\":{\"local\":0,\"spillover\":0,\"failover\":0},"
+    "\"session_affinity\":null,"
     "\"members\":[{\"address\":\"10.0.0.3:8000\",\"healthy\":true,"
     "\"in_flight\":0,\"capacity\":256,\"requests\":0,\"failures\":0}],"
     "\"objectives\":[{\"name\":null,\"priority\":0,\"requests\":0,"
@@ -367,7 +375,12 @@ static const char  small_prom[] =
     "mcig_objective_queue_requests_total{pool=\"a\",objective=\"\","
     "outcome=\"queue_full\"} 0\n"
     "mcig_objective_queue_requests_total{pool=\"a\",objective=\"\","
-    "outcome=\"queue_timeout\"} 0\n";
+    "outcome=\"queue_timeout\"} 0\n"
+    "# HELP mcig_pool_session_affinity_total Picks of requests with a"
+    " session: to its member (kept), or elsewhere as it was full (moved).\n"
+    "# TYPE mcig_pool_session_affinity_total counter\n"
+    "mcig_pool_session_affinity_total{pool=\"a\",outcome=\"kept\"} 7\n"
+    "mcig_pool_session_affinity_total{pool=\"a\",outcome=\"moved\"} 2\n";
 
 
 /* the Prometheus text, NUL-terminated here for strstr() */
@@ -551,8 +564,8 @@ test_prometheus_exact(void **state)
     text = prometheus(&st, &len);
     text_equal(text, len, small_prom);
 
-    /* and 42 HELP and TYPE lines */
-    assert_int_equal(check_lines(text, len), 86);
+    /* and 44 HELP and TYPE lines */
+    assert_int_equal(check_lines(text, len), 88);
     free(text);
 }
 
@@ -581,7 +594,7 @@ test_no_pools(void **state)
         lines += (text[i] == '\n');
     }
 
-    assert_int_equal(lines, 42);
+    assert_int_equal(lines, 44);
     free(text);
 }
 
@@ -707,6 +720,7 @@ static const char  member_name[] = "m}\",x=\"y\n# HELP";
 static const char  region_name[] = "r\xed\xa0\x80\t";
 static const char  region_decoded[] = "r\xc3\xad\xc2\xa0\xc2\x80\t";
 static const char  objective_name[] = "\\\"\\n";
+static const char  header_name[] = "x-\"s\"\n\xff";
 
 
 static void
@@ -737,6 +751,9 @@ hostile(mcig_status_t *st, mcig_status_pool_t *pools)
     obj.requests = 8;
     pools[0].objectives = &obj;
     pools[0].nobjectives = 1;
+
+    pools[0].session.header.data = header_name;
+    pools[0].session.header.len = sizeof(header_name) - 1;
 }
 
 
@@ -757,7 +774,7 @@ test_hostile_prometheus(void **state)
     text = prometheus(&st, &len);
 
     /* one region less than small() */
-    assert_int_equal(check_lines(text, len), 85);
+    assert_int_equal(check_lines(text, len), 87);
 
     assert_int_equal(series(text, len, "mcig_member_requests_total",
                             "pool", pool_decoded, sizeof(pool_decoded) - 1,
@@ -831,6 +848,11 @@ test_hostile_json(void **state)
 
     item = cJSON_GetArrayItem(cJSON_GetObjectItem(pool, "regions"), 0);
     assert_int_equal(cJSON_GetObjectItem(item, "members")->valueint, 2);
+
+    item = cJSON_GetObjectItem(pool, "session_affinity");
+    assert_string_equal(cJSON_GetObjectItem(item, "header")->valuestring,
+                        "x-\"s\"\n\xc3\xbf");
+    assert_int_equal(cJSON_GetObjectItem(item, "kept")->valueint, 7);
 
     cJSON_Delete(root);
     mcig_status_json_free(text);
