@@ -97,11 +97,6 @@ mcig_lora_e mcig_lora_state(int running_there, int waiting_there,
     uint32_t running, uint32_t waiting, uint32_t max_lora);
 
 /*
- * Scores c[0..n) for a request of total_blocks prefix blocks and returns
- * the index picked (also in res when not NULL), -1 if n is 0.  Weights
- * above MCIG_SCORE_WEIGHT_MAX count as that.
- */
-/*
  * The adapters of a vllm:lora_requests_info list ("a,b, c": names between
  * commas, blanks around them dropped) as mcig_lora_hash() values, at most
  * max of them; returns how many were written.
@@ -115,6 +110,11 @@ uint64_t mcig_lora_hash(const void *name, size_t len);
 /* whether hash is among list[0..n) */
 int mcig_lora_listed(const uint64_t *list, uint32_t n, uint64_t hash);
 
+/*
+ * Scores c[0..n) for a request of total_blocks prefix blocks and returns
+ * the index picked (also in res when not NULL), -1 if n is 0.  Weights
+ * above MCIG_SCORE_WEIGHT_MAX count as that.
+ */
 int mcig_score_pick(const mcig_score_weights_t *w,
     const mcig_score_cand_t *c, size_t n, uint32_t total_blocks,
     mcig_rng_t *rng, mcig_score_result_t *res);

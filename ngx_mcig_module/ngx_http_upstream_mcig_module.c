@@ -3393,6 +3393,7 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
                 || pool->health
                 || pool->region_confs
                 || pool->objectives
+                || pool->scoring
                 || pool->session_header.len))
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,

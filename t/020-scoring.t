@@ -240,3 +240,16 @@ Mcig::hold("/v1/slow", 4, 5);
 GET /mcig/status
 --- response_body_like chomp
 "address":"127\.0\.0\.2:\d+","healthy":true,"in_flight":[123],.*"address":"127\.0\.0\.3:\d+","healthy":true,"in_flight":[123],
+
+
+
+=== TEST 8: mcig_scorers without mcig_pool is refused, not ignored
+--- http_config
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_scorers;
+    }
+--- config
+--- must_die
+--- error_log
+mcig directives in upstream "vllm"
