@@ -13,13 +13,10 @@
 # wait in the gateway's queue (mcig_queue, on by default) for a member with
 # room; that alone keeps the members at about 90 %.
 #
-# SOAK_BALANCING (default "custom_metrics dry_run": the members' metrics
-# are scraped, reported and parsed at the default 100 ms, the balancing and
-# the region choice go by in-flight counts).  "custom_metrics" balances on
-# the scraped KV usage and queues instead; at saturation it currently
-# keeps most traffic in the local region however long its queues get
-# (a region's utilization counts a queue-full member as exactly at target),
-# so requests time out: see the report of the hardening issue.
+# SOAK_BALANCING (default "custom_metrics": balancing and the region
+# choice go by the members' scraped KV usage and queues, scraped at the
+# default 100 ms; "custom_metrics dry_run" scrapes and reports them but
+# balances by in-flight counts).
 #
 # Every 10 s: each worker's RSS (/proc), the shared zone's resident pages
 # (the mcig zone's mapping in /proc/PID/smaps: pages the slab allocator
@@ -43,7 +40,7 @@ cd "$root" || exit 1
 
 SOAK_SECONDS=${SOAK_SECONDS:-600}
 SOAK_RATE=${SOAK_RATE:-17}
-SOAK_BALANCING=${SOAK_BALANCING:-custom_metrics dry_run}
+SOAK_BALANCING=${SOAK_BALANCING:-custom_metrics}
 SOAK_SAMPLE=${SOAK_SAMPLE:-10}
 
 FLEET_DIR="$root/build/soak"
