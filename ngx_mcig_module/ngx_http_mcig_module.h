@@ -383,6 +383,18 @@ typedef struct {
 } ngx_http_mcig_metrics_t;
 
 
+/* a member's load, as ngx_http_mcig_member_load() reads it */
+typedef struct {
+    uint32_t                        load;         /* against capacity */
+    uint32_t                        capacity;
+    uint32_t                        limit;        /* for priority >= 0 */
+    uint32_t                        cache_ppm;    /* estimated, if fresh */
+    uint32_t                        waiting;      /* its queue now, if fresh */
+    unsigned                        fresh:1;      /* its metrics are */
+    unsigned                        stale:1;      /* not, the pool's are */
+} ngx_http_mcig_load_t;
+
+
 ngx_int_t ngx_http_mcig_scrape_init_process(ngx_cycle_t *cycle,
     ngx_array_t *pools, ngx_http_mcig_shctx_t *sh);
 void ngx_http_mcig_scrape_exit_process(ngx_cycle_t *cycle);
@@ -411,8 +423,7 @@ void ngx_http_upstream_mcig_resolve_objective(ngx_http_mcig_ctx_t *ctx,
 ngx_int_t ngx_http_upstream_mcig_saturated(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
 void ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
-    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity,
-    uint32_t *limit);
+    ngx_http_mcig_member_t *member, ngx_http_mcig_load_t *ml);
 char *ngx_http_mcig_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 void ngx_http_upstream_mcig_metrics_defaults(

@@ -325,7 +325,7 @@ static void
 ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, mcig_status_member_t *sm)
 {
-    uint32_t                      load, capacity;
+    ngx_http_mcig_load_t          ml;
     ngx_http_mcig_metrics_t       metrics;
     ngx_http_mcig_member_node_t  *node;
 
@@ -343,9 +343,9 @@ ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
 
     /* what the regions' utilization adds up */
     if (pool->regions && sm->healthy) {
-        ngx_http_mcig_member_load(pool, member, &load, &capacity, NULL);
-        sm->load = load;
-        sm->load_capacity = capacity;
+        ngx_http_mcig_member_load(pool, member, &ml);
+        sm->load = ml.load;
+        sm->load_capacity = ml.capacity;
     }
 
     if (node->health_checked) {

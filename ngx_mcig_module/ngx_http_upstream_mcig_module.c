@@ -1011,7 +1011,7 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_http_upstream_mcig_regions_t *agg, mcig_session_t *session)
 {
     time_t                         now;
-    uint32_t                       load, capacity;
+    ngx_http_mcig_load_t           ml;
     ngx_uint_t                     i;
     ngx_http_mcig_member_t        *member;
     ngx_http_upstream_rr_peer_t   *peer;
@@ -1040,19 +1040,20 @@ ngx_http_upstream_offer_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        ngx_http_mcig_member_load(pd->pool, member, &load, &capacity, NULL);
+        ngx_http_mcig_member_load(pd->pool, member, &ml);
 
-        mcig_pick_offer(pick, (int) i, load, capacity);
+        mcig_pick_offer(pick, (int) i, ml.load, ml.capacity);
 
         if (session) {
             mcig_session_offer(session, (int) i, member->session_key,
-                               load >= capacity);
+                               ml.load >= ml.capacity);
         }
 
         if (agg) {
             agg->healthy[member->region]++;
-            agg->util[member->region] += (uint64_t) load * 1000000 / capacity;
-            agg->room[member->region] += (load < capacity);
+            agg->util[member->region] += (uint64_t) ml.load * 1000000
+                                         / ml.capacity;
+            agg->room[member->region] += (ml.load < ml.capacity);
         }
     }
 }
@@ -1119,8 +1120,7 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     ngx_int_t region, mcig_session_t *session)
 {
     time_t                              now;
-    uint32_t                            load, capacity, nblocks, *counts,
-                                        waiting_max, dispatched, ended;
+    uint32_t                            nblocks, *counts, waiting_max;
     uint64_t                            adapter;
     ngx_uint_t                          i, n, *index;
     ngx_str_t                          *model;
@@ -1128,8 +1128,8 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
     mcig_score_cand_t                  *c;
     mcig_score_result_t                 res;
     ngx_http_mcig_ctx_t                *ctx;
+    ngx_http_mcig_load_t                ml;
     ngx_http_mcig_member_t             *member;
-    ngx_http_mcig_metrics_t             m;
     ngx_http_upstream_rr_peer_t        *peer;
     ngx_http_upstream_mcig_srv_conf_t  *pool;
 
@@ -1182,9 +1182,9 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
             continue;
         }
 
-        ngx_http_mcig_member_load(pool, member, &load, &capacity, NULL);
+        ngx_http_mcig_member_load(pool, member, &ml);
 
-        c[n].full = (load >= capacity);
+        c[n].full = (ml.load >= ml.capacity);
         c[n].in_flight = (uint32_t) ngx_max(
                                  (ngx_atomic_int_t) member->node->in_flight, 0);
         c[n].capacity = (uint32_t) member->capacity;
@@ -1194,21 +1194,9 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         c[n].waiting = 0;
         c[n].lora = MCIG_LORA_NONE;
 
-        if (pool->metrics
-            && ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK)
-        {
-            /*
-             * requests sent and ended since the scrape count in both the
-             * cache and the queue: between scrapes the picks spread
-             */
-            dispatched = (uint32_t) member->node->dispatched;
-            ended = (uint32_t) member->node->ended;
-
-            c[n].kv_ppm = mcig_metrics_load_ppm(m.kv_ppm, m.running,
-                                                m.waiting, dispatched, ended,
-                                                (uint32_t) member->capacity);
-            c[n].waiting = mcig_metrics_waiting_now(m.waiting, dispatched,
-                                                    ended);
+        if (ml.fresh) {
+            c[n].kv_ppm = ml.cache_ppm;
+            c[n].waiting = ml.waiting;
             c[n].fresh = 1;
 
             if (pool->weights.lora && model->len) {
@@ -1218,12 +1206,12 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
 
             waiting_max = ngx_max(waiting_max, c[n].waiting);
 
-        } else if (pool->metrics && ngx_http_mcig_pool_metrics_fresh(pool)) {
+        } else if (ml.stale) {
             /*
-             * Stale next to fresh members: it stopped answering its
-             * scrapes.  Scored as a full cache with the longest queue,
-             * rather than on in-flight counts that make it look empty,
-             * for when every member is full and all are scored.
+             * It stopped answering its scrapes: scored as a full cache
+             * with the longest queue, rather than on in-flight counts that
+             * make it look empty, for when every member is full and all
+             * are scored.
              */
             c[n].kv_ppm = 1000000;
             c[n].fresh = 1;
@@ -1292,35 +1280,54 @@ ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
  * looking empty to in-flight counts until health checks catch up.  In dry
  * run the metrics are scraped and reported, not balanced on.
  *
- * If limit is not NULL, it is set to the load requests of priority >= 0
- * may fill the member to (ngx_http_upstream_mcig_saturated()): the whole
- * cache for a member with fresh metrics and no more than max_queue
- * waiting, else its capacity.
+ * ml->limit is the load requests of priority >= 0 may fill the member to
+ * (ngx_http_upstream_mcig_saturated()): the whole cache for a member with
+ * fresh metrics and no more than max_queue waiting, else its capacity.
+ * With mcig_metrics, whatever the mode, ml->fresh says whether the
+ * member's metrics are, ml->cache_ppm and ml->waiting its cache and queue
+ * with the requests sent and ended since the scrape (the scorers' input),
+ * and ml->stale that they are not while the pool's are.  One read of the
+ * metrics serves both.
  */
 
 void
 ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
-    ngx_http_mcig_member_t *member, uint32_t *load, uint32_t *capacity,
-    uint32_t *limit)
+    ngx_http_mcig_member_t *member, ngx_http_mcig_load_t *ml)
 {
-    uint32_t                 target;
+    uint32_t                 target, dispatched, ended;
     ngx_atomic_int_t         in_flight;
     ngx_http_mcig_metrics_t  m;
 
+    ml->fresh = 0;
+    ml->stale = 0;
+    m.waiting = 0;
+
+    if (pool->metrics) {
+        if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
+            dispatched = (uint32_t) member->node->dispatched;
+            ended = (uint32_t) member->node->ended;
+
+            ml->fresh = 1;
+            ml->cache_ppm = mcig_metrics_load_ppm(m.kv_ppm, m.running,
+                                                  m.waiting, dispatched,
+                                                  ended,
+                                                  (uint32_t) member->capacity);
+            ml->waiting = mcig_metrics_waiting_now(m.waiting, dispatched,
+                                                   ended);
+
+        } else {
+            ml->stale = ngx_http_mcig_pool_metrics_fresh(pool) ? 1 : 0;
+        }
+    }
+
     if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run) {
         target = (uint32_t) pool->max_utilization * 10000;
-        *capacity = target;
+        ml->capacity = target;
 
-        if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
-            *load = mcig_metrics_load_ppm(m.kv_ppm, m.running, m.waiting,
-                                          (uint32_t) member->node->dispatched,
-                                          (uint32_t) member->node->ended,
-                                          (uint32_t) member->capacity);
-
-            if (limit) {
-                *limit = (m.waiting <= pool->max_queue)
-                         ? ngx_max(target, 1000000) : target;
-            }
+        if (ml->fresh) {
+            ml->load = ml->cache_ppm;
+            ml->limit = (m.waiting <= pool->max_queue)
+                        ? ngx_max(target, 1000000) : target;
 
             /*
              * A queue past max_queue makes the member full, and as much
@@ -1329,34 +1336,27 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
              * whose caches do.
              */
             if (m.waiting > pool->max_queue) {
-                *load = ngx_max(*load, (uint32_t) ngx_min(
-                            (uint64_t) target * m.waiting
-                            / ngx_max(pool->max_queue, 1),
-                            0xffffffffULL));
+                ml->load = ngx_max(ml->load, (uint32_t) ngx_min(
+                               (uint64_t) target * m.waiting
+                               / ngx_max(pool->max_queue, 1),
+                               0xffffffffULL));
             }
 
             return;
         }
 
-        if (ngx_http_mcig_pool_metrics_fresh(pool)) {
-            *load = 2 * target;
-
-            if (limit) {
-                *limit = target;
-            }
-
+        if (ml->stale) {
+            ml->load = 2 * target;
+            ml->limit = target;
             return;
         }
     }
 
     in_flight = (ngx_atomic_int_t) member->node->in_flight;
 
-    *load = (uint32_t) ngx_max(in_flight, 0);
-    *capacity = (uint32_t) ngx_max(member->capacity, 1);
-
-    if (limit) {
-        *limit = *capacity;
-    }
+    ml->load = (uint32_t) ngx_max(in_flight, 0);
+    ml->capacity = (uint32_t) ngx_max(member->capacity, 1);
+    ml->limit = ml->capacity;
 }
 
 
@@ -1378,7 +1378,7 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_int_t priority)
 {
     time_t                               now;
-    uint32_t                             load, capacity, limit;
+    ngx_http_mcig_load_t                 ml;
     ngx_uint_t                           i, offered, room;
     ngx_http_mcig_member_t              *member;
     ngx_http_upstream_rr_peer_t         *peer;
@@ -1406,9 +1406,9 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
         offered++;
         member = &pool->members[i];
 
-        ngx_http_mcig_member_load(pool, member, &load, &capacity, &limit);
+        ngx_http_mcig_member_load(pool, member, &ml);
 
-        if (load < (priority >= 0 ? limit : capacity)) {
+        if (ml.load < (priority >= 0 ? ml.limit : ml.capacity)) {
             room = 1;
             break;
         }

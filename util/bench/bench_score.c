@@ -3,7 +3,9 @@
  * chat body scanned with prompt hashing on (64-byte blocks, at most 256),
  * its blocks matched against the prefix index of a pool (every member at
  * once), and the pool's members scored.  Then, apart, the credit of the
- * chosen member (done after the pick, under the zone's mutex).
+ * chosen member (done after the pick, under the zone's mutex), and the
+ * ranking of the members for a request's session (mcig_session_affinity:
+ * one weight a member, in the pass that offers them).
  *
  * The index is filled first as traffic would fill it: requests of a few
  * system prompts, each sent to a few members, with their own questions.
@@ -23,6 +25,7 @@
 #include "mcig_pick.h"
 #include "mcig_prefix.h"
 #include "mcig_score.h"
+#include "mcig_session.h"
 
 
 #define BODIES     64
@@ -202,9 +205,10 @@ main(int argc, char **argv)
     int                   i;
     void                 *mem;
     size_t                size;
-    double                secs, t0, t1, us_hash, us_match, us_score;
+    double                secs, t0, t1, us_hash, us_match, us_score,
+                          us_credit;
     uint32_t              members, entries, m, n, counts[256];
-    uint64_t              k;
+    uint64_t              k, keys[MCIG_PREFIX_MEMBERS_MAX];
     uint64_t              out[MCIG_PREFIX_MAX_BLOCKS];
     body_t                bodies[BODIES], same;
     mcig_rng_t            rng;
@@ -331,9 +335,40 @@ main(int argc, char **argv)
             t1 = now();
         } while (t1 - t0 < secs / 2);
 
+        us_credit = (t1 - t0) / iters * 1e6;
+
+        /* a session's member among all of them, keys made at start-up */
+        for (m = 0; m < members; m++) {
+            char  addr[32];
+
+            snprintf(addr, sizeof(addr), "10.0.%u.%u:8000", m / 250, m % 250);
+            keys[m] = mcig_session_hash(addr, strlen(addr));
+        }
+
+        iters = 0;
+        t0 = now();
+
+        do {
+            mcig_session_t  session;
+            char            value[32];
+
+            snprintf(value, sizeof(value), "session-%lu", iters % 4096);
+            mcig_session_start(&session,
+                               mcig_session_hash(value, strlen(value)));
+
+            for (m = 0; m < members; m++) {
+                mcig_session_offer(&session, (int) m, keys[m], 0);
+            }
+
+            sink += (unsigned long) mcig_session_pick(&session);
+            iters++;
+            t1 = now();
+        } while (t1 - t0 < secs / 2);
+
         printf("parts:       hash_16KB_us=%.2f match_all_us=%.2f "
-               "score_us=%.2f credit_us=%.2f (sink %lu)\n", us_hash,
-               us_match, us_score, (t1 - t0) / iters * 1e6, sink);
+               "score_us=%.2f credit_us=%.2f session_us=%.2f (sink %lu)\n",
+               us_hash, us_match, us_score, us_credit,
+               (t1 - t0) / iters * 1e6, sink);
     }
 
     /* the worst case for the match: every member holds all 256 blocks */

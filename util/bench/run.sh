@@ -121,7 +121,8 @@ if [ "$mode" = score ]; then
     gcc -O2 -I"$root/ngx_mcig_module" -o "$out/bench_score" \
         "$root/util/bench/bench_score.c" "$root/ngx_mcig_module/mcig_body.c" \
         "$root/ngx_mcig_module/mcig_prefix.c" \
-        "$root/ngx_mcig_module/mcig_score.c" "$root/ngx_mcig_module/mcig_pick.c"
+        "$root/ngx_mcig_module/mcig_score.c" "$root/ngx_mcig_module/mcig_pick.c" \
+        "$root/ngx_mcig_module/mcig_session.c"
     "$out/bench_score" 64 31250 "${BENCH_DURATION:-3}" | tee "$out/raw.txt" >&2
     {
         echo "| case | members | µs per request (one core) |"
