@@ -532,7 +532,7 @@ print('; '.join('%s u=%.2f waiting=%s' % (r['name'], r['utilization'],
       for r in p['regions']))")
     load_wait
     local lc share
-    lc=$(check_load --allow 200)
+    lc=$(check_load --allow 200 --access-path /spill/v1/)
     share=$("$FLEET_PY" - "$FLEET_DIR" <<'EOF'
 import csv, sys
 rows = [r for r in csv.DictReader(open(sys.argv[1] + "/spill.csv")) if float(r["t_sched"]) >= 9]
@@ -581,7 +581,7 @@ time.sleep(float(sys.argv[1]))' 14 &
     wait "$dark" 2>/dev/null
     sleep 1                 # connects still pending end here
     local lc
-    lc=$(check_load --allow 200)
+    lc=$(check_load --allow 200 --access-path /dark/v1/)
     [ "$timeouts" -ge 1 ] || extra="no connect to 127.0.7.1:8003 was pending: the member was not unreachable"
     alerts=$(alerts_since | wc -l)
     [ "$alerts" = 0 ] && alerts=""

@@ -30,6 +30,11 @@ by "loadcheck.py run") and the times of the faults injected during the run
                 must equal what the client saw (200 and 200_incomplete
                 together); --access-log-le makes that "at most" (requests of
                 a killed worker are never logged)
+  --access-path PREFIX  the requests of the run in the access log: those
+                whose path starts with PREFIX (default /v1/; a scenario on
+                another location names its own, so that a request of the
+                scenario before it, ending as this one starts, is not
+                counted)
 
 Times A, B are seconds from the run's start, or EVENT[+-SECONDS], or "end".
 Outcomes 429 and 503 must carry "Retry-After: 1" (the module's documented
@@ -199,10 +204,11 @@ def main(argv):
         # the requests that started while the run sent (msec is their end)
         t_first = t0 - 0.2
         t_last = t0 + max([float(r["t_sched"]) for r in rows] + [0.0]) + 0.2
+        prefix = (opts["--access-path"] or ["/v1/"])[-1]
         logged = collections.Counter()
         for line in open(opts["--access-log"][0], errors="replace"):
             f = line.split()
-            if len(f) < 4 or "/v1/" not in f[2]:
+            if len(f) < 4 or not f[2].startswith(prefix):
                 continue
             if t_first <= float(f[0]) - float(f[3]) <= t_last:
                 logged[f[1]] += 1
