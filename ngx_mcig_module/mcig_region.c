@@ -8,6 +8,14 @@
 #define mcig_region_eligible(r)  (!(r)->drained && (r)->healthy > 0)
 #define mcig_region_min(a, b)     ((a) < (b) ? (a) : (b))
 
+/* a share as kept: 0 (not learnt yet) and anything past all are all */
+#define mcig_region_keep(k)                                                   \
+    (((k) == 0 || (k) > MCIG_REGION_TARGET_PPM) ? MCIG_REGION_TARGET_PPM : (k))
+
+
+static int mcig_region_first_room(const mcig_region_load_t *r, int from,
+    int n, int skip_full, int *least);
+
 
 int
 mcig_region_update(mcig_region_state_t *st, uint32_t healthy, uint32_t total,
@@ -58,9 +66,7 @@ mcig_region_next_keep(uint32_t keep_ppm, uint32_t util_ppm)
 {
     uint64_t  root, low, high, keep;
 
-    if (keep_ppm == 0 || keep_ppm > MCIG_REGION_TARGET_PPM) {
-        keep_ppm = MCIG_REGION_TARGET_PPM;
-    }
+    keep_ppm = mcig_region_keep(keep_ppm);
 
     /* the integer square root of util_ppm (1000 at target), by halving */
     low = 0;
@@ -98,6 +104,57 @@ mcig_region_next_keep(uint32_t keep_ppm, uint32_t util_ppm)
 
 
 int
+mcig_region_home(const mcig_region_load_t *r, int n)
+{
+    int  home;
+
+    if (n > MCIG_REGIONS_MAX) {
+        n = MCIG_REGIONS_MAX;
+    }
+
+    for (home = 0; home < n; home++) {
+        if (mcig_region_eligible(&r[home])) {
+            return home;
+        }
+    }
+
+    return -1;
+}
+
+
+/*
+ * The first eligible region from "from" on that is under target, or -1;
+ * *least is the least utilized eligible one looked at (the earlier one on
+ * ties), -1 if none.  skip_full: regions marked full are not looked at.
+ */
+
+static int
+mcig_region_first_room(const mcig_region_load_t *r, int from, int n,
+    int skip_full, int *least)
+{
+    int  i;
+
+    *least = -1;
+
+    for (i = from; i < n; i++) {
+        if (!mcig_region_eligible(&r[i]) || (skip_full && r[i].full)) {
+            continue;
+        }
+
+        if (r[i].util_ppm < MCIG_REGION_TARGET_PPM) {
+            return i;
+        }
+
+        if (*least < 0 || r[i].util_ppm < r[*least].util_ppm) {
+            *least = i;
+        }
+    }
+
+    return -1;
+}
+
+
+int
 mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
     mcig_region_kind_e *kind)
 {
@@ -108,13 +165,9 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
         n = MCIG_REGIONS_MAX;
     }
 
-    for (home = 0; home < n; home++) {
-        if (mcig_region_eligible(&r[home])) {
-            break;
-        }
-    }
+    home = mcig_region_home(r, n);
 
-    if (home >= n) {
+    if (home < 0) {
         if (kind) {
             *kind = MCIG_REGION_NONE;
         }
@@ -122,11 +175,7 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
         return -1;
     }
 
-    keep = r[home].keep_ppm;
-
-    if (keep == 0 || keep > MCIG_REGION_TARGET_PPM) {
-        keep = MCIG_REGION_TARGET_PPM;
-    }
+    keep = mcig_region_keep(r[home].keep_ppm);
 
     if (r[home].util_ppm < MCIG_REGION_TARGET_PPM
         && keep == MCIG_REGION_TARGET_PPM)
@@ -135,24 +184,17 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
         goto done;
     }
 
-    least = home;
+    room = mcig_region_first_room(r, home + 1, n, 0, &least);
 
-    for (room = home + 1; room < n; room++) {
-        if (!mcig_region_eligible(&r[room])) {
-            continue;
+    if (room < 0) {
+        if (r[home].util_ppm < MCIG_REGION_TARGET_PPM) {
+            chosen = home;
+
+        } else {
+            chosen = (least >= 0 && r[least].util_ppm < r[home].util_ppm)
+                     ? least : home;
         }
 
-        if (r[room].util_ppm < MCIG_REGION_TARGET_PPM) {
-            break;
-        }
-
-        if (r[room].util_ppm < r[least].util_ppm) {
-            least = room;
-        }
-    }
-
-    if (room >= n) {
-        chosen = (r[home].util_ppm < MCIG_REGION_TARGET_PPM) ? home : least;
         goto done;
     }
 
@@ -171,22 +213,11 @@ mcig_region_choose(const mcig_region_load_t *r, int n, mcig_rng_t *rng,
 done:
 
     if (r[chosen].full) {
-        alt = -1;
-
         /* the same rules, over the regions that have room */
-        for (room = home; room < n; room++) {
-            if (!mcig_region_eligible(&r[room]) || r[room].full) {
-                continue;
-            }
+        alt = mcig_region_first_room(r, home, n, 1, &least);
 
-            if (r[room].util_ppm < MCIG_REGION_TARGET_PPM) {
-                alt = room;
-                break;
-            }
-
-            if (alt < 0 || r[room].util_ppm < r[alt].util_ppm) {
-                alt = room;
-            }
+        if (alt < 0) {
+            alt = least;
         }
 
         if (alt >= 0) {

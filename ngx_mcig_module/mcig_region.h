@@ -121,6 +121,9 @@ int mcig_region_update(mcig_region_state_t *st, uint32_t healthy,
  */
 uint32_t mcig_region_next_keep(uint32_t keep_ppm, uint32_t util_ppm);
 
+/* the home region: the first eligible one, or -1 when none is */
+int mcig_region_home(const mcig_region_load_t *r, int n);
+
 /*
  * Returns the index of the chosen region, or -1 when none is eligible, and
  * if kind is not NULL, how it was chosen.  rng is drawn from only when a

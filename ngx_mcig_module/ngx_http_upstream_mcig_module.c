@@ -771,22 +771,18 @@ static void
 ngx_http_upstream_mcig_learn_keep(ngx_http_mcig_pool_node_t *node,
     mcig_region_load_t *load, ngx_uint_t n, uint64_t now)
 {
-    ngx_uint_t         home;
+    int                home;
     ngx_atomic_uint_t  last;
 
-    for (home = 0; home < n; home++) {
-        if (!load[home].drained && load[home].healthy) {
-            break;
-        }
-    }
+    home = mcig_region_home(load, (int) n);
 
-    if (home == n) {
+    if (home < 0) {
         return;
     }
 
     last = node->region_keep_msec;
 
-    if (node->region_keep_home != home + 1) {
+    if (node->region_keep_home != (ngx_atomic_uint_t) home + 1) {
         if (ngx_atomic_cmp_set(&node->region_keep_msec, last,
                                (ngx_atomic_uint_t) now))
         {
