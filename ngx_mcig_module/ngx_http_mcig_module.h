@@ -169,9 +169,12 @@ typedef struct {
      * worker's queue, and per worker slot and priority band, so that a
      * worker holds its lower bands while a higher one waits anywhere and
      * the counts of an exited worker can be dropped; each slot's counts
-     * are written by its worker only.
+     * are written by its worker only.  queue_admitting: the workers
+     * whose slot says "admitting", so that a request needs not read them
+     * all.
      */
     ngx_atomic_t                    queue_waiting;
+    ngx_atomic_t                    queue_admitting;
     ngx_atomic_t                    queue_outcomes[
                                         NGX_HTTP_MCIG_QUEUE_OUTCOMES];
     ngx_atomic_t                    queue_wait_ms;   /* sum, dispatched */

@@ -103,6 +103,8 @@ static ngx_uint_t ngx_http_mcig_queue_above(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
 static ngx_uint_t ngx_http_mcig_queue_admitting(
     ngx_http_upstream_mcig_srv_conf_t *pool);
+static void ngx_http_mcig_queue_set_admitting(
+    ngx_http_mcig_queue_worker_t *qw, ngx_uint_t on);
 static ngx_uint_t ngx_http_mcig_queue_band_waiting(
     ngx_http_upstream_mcig_srv_conf_t *pool, ngx_int_t priority);
 static ngx_int_t ngx_http_mcig_queue_variable(ngx_http_request_t *r,
@@ -455,8 +457,7 @@ ngx_http_mcig_queue_resume(ngx_http_request_t *r)
      * here may go.
      */
     if (admitted) {
-        ngx_memory_barrier();
-        qw->counts->admitting = 0;
+        ngx_http_mcig_queue_set_admitting(qw, 0);
     }
 
     ngx_http_mcig_queue_dispatch(qw);
@@ -489,7 +490,7 @@ ngx_http_mcig_queue_cleanup(void *data)
     if (qw->admitting == w) {
         /* admitted, but gone before it could run: the next one's turn */
         qw->admitting = NULL;
-        qw->counts->admitting = 0;
+        ngx_http_mcig_queue_set_admitting(qw, 0);
 
         if (mcig_queue_depth(&qw->queue)) {
             ngx_post_event(&qw->dispatch, &ngx_posted_events);
@@ -546,8 +547,7 @@ ngx_http_mcig_queue_dispatch(ngx_http_mcig_queue_worker_t *qw)
      * Marked as admitting before it stops counting as waiting, so that
      * other workers see it as one or the other until it holds its member.
      */
-    qw->counts->admitting = 1;
-    ngx_memory_barrier();
+    ngx_http_mcig_queue_set_admitting(qw, 1);
 
     ngx_http_mcig_queue_leave(qw, w, NGX_HTTP_MCIG_QUEUE_DISPATCHED);
 
@@ -727,15 +727,35 @@ ngx_http_mcig_queue_above(ngx_http_upstream_mcig_srv_conf_t *pool,
 static ngx_uint_t
 ngx_http_mcig_queue_admitting(ngx_http_upstream_mcig_srv_conf_t *pool)
 {
-    ngx_uint_t  s;
+    return (ngx_atomic_int_t) pool->node->queue_admitting > 0;
+}
 
-    for (s = 0; s < NGX_HTTP_MCIG_WORKER_SLOTS; s++) {
-        if (pool->node->queue_by_worker[s].admitting) {
-            return 1;
-        }
+
+/*
+ * The worker's slot says it, for the counts of an exited worker to be
+ * dropped, and the pool's count, for the other workers to read at once;
+ * both before the request stops counting as waiting, after it holds its
+ * member.
+ */
+
+static void
+ngx_http_mcig_queue_set_admitting(ngx_http_mcig_queue_worker_t *qw,
+    ngx_uint_t on)
+{
+    ngx_atomic_t  *count;
+
+    count = &qw->conf->pool->node->queue_admitting;
+
+    if (on) {
+        qw->counts->admitting = 1;
+        (void) ngx_atomic_fetch_add(count, 1);
+
+    } else {
+        qw->counts->admitting = 0;
+        (void) ngx_atomic_fetch_add(count, -1);
     }
 
-    return 0;
+    ngx_memory_barrier();
 }
 
 
@@ -863,6 +883,14 @@ ngx_http_mcig_queue_release_slot(ngx_http_mcig_shctx_t *sh,
 
         c = &pn->queue_by_worker[slot];
         n = 0;
+
+        if (c->admitting) {
+            /* never below zero either */
+            do {
+                old = pn->queue_admitting;
+                left = ((ngx_atomic_int_t) old > 0) ? old - 1 : 0;
+            } while (!ngx_atomic_cmp_set(&pn->queue_admitting, old, left));
+        }
 
         for (i = 0; i < c->nbands && i < MCIG_QUEUE_BANDS_MAX; i++) {
             n += c->band[i].waiting;
