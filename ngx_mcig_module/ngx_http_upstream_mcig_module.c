@@ -1279,11 +1279,11 @@ ngx_http_upstream_mcig_credit(ngx_http_upstream_mcig_peer_data_t *pd,
  * ml->limit is the load requests of priority >= 0 may fill the member to
  * (ngx_http_upstream_mcig_saturated()): the whole cache for a member with
  * fresh metrics and no more than max_queue waiting, else its capacity.
- * With mcig_metrics, whatever the mode, ml->fresh says whether the
- * member's metrics are, ml->cache_ppm and ml->waiting its cache and queue
- * with the requests sent and ended since the scrape (the scorers' input),
- * and ml->stale that they are not while the pool's are.  One read of the
- * metrics serves both.
+ * With mcig_metrics, when balancing on them or scoring, ml->fresh says
+ * whether the member's metrics are, ml->cache_ppm and ml->waiting its
+ * cache and queue with the requests sent and ended since the scrape (the
+ * scorers' input), and ml->stale that they are not while the pool's are.
+ * One read of the metrics serves both.
  */
 
 void
@@ -1291,14 +1291,18 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_http_mcig_load_t *ml)
 {
     uint32_t                 target, dispatched, ended;
+    ngx_uint_t               balanced;
     ngx_atomic_int_t         in_flight;
     ngx_http_mcig_metrics_t  m;
+
+    balanced = (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run);
 
     ml->fresh = 0;
     ml->stale = 0;
     m.waiting = 0;
 
-    if (pool->metrics) {
+    /* read only for those that use them: metrics balancing, the scorers */
+    if (pool->metrics && (balanced || pool->scoring)) {
         if (ngx_http_mcig_read_metrics(pool, member, &m) == NGX_OK) {
             dispatched = (uint32_t) member->node->dispatched;
             ended = (uint32_t) member->node->ended;
@@ -1316,7 +1320,7 @@ ngx_http_mcig_member_load(ngx_http_upstream_mcig_srv_conf_t *pool,
         }
     }
 
-    if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && !pool->dry_run) {
+    if (balanced) {
         target = (uint32_t) pool->max_utilization * 10000;
         ml->capacity = target;
 
