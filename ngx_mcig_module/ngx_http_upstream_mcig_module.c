@@ -1870,12 +1870,15 @@ ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     /*
      * keepalive wraps the balancer configured before it: a method set
-     * earlier would be replaced here, keepalive silently with it
+     * earlier would be replaced here, keepalive silently with it; a
+     * method set later is refused in init_main_conf
      */
     if (uscf->peer.init_upstream) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"mcig_pool\" must come before \"keepalive\" "
-                           "and replaces other load balancing methods");
+                           "and replaces other load balancing methods "
+                           "(least_conn, hash, ip_hash, random): remove "
+                           "them");
         return NGX_CONF_ERROR;
     }
 
@@ -3399,6 +3402,21 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "mcig directives in upstream \"%V\" in %s:%ui "
                           "need \"mcig_pool\" in that upstream",
+                          &uscfp[i]->host, uscfp[i]->file_name,
+                          uscfp[i]->line);
+            return NGX_CONF_ERROR;
+        }
+
+        /*
+         * the upstream module has started every upstream by now: a pool
+         * whose members are not set was started by a balancing method
+         * written after mcig_pool, which replaced it without a word
+         */
+        if (pool->enabled && pool->members == NULL) {
+            ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                          "a load balancing method (least_conn, hash, "
+                          "ip_hash, random) after \"mcig_pool\" in upstream "
+                          "\"%V\" in %s:%ui replaces the pool: remove it",
                           &uscfp[i]->host, uscfp[i]->file_name,
                           uscfp[i]->line);
             return NGX_CONF_ERROR;

@@ -198,3 +198,123 @@ duplicate objective "food-review"
 --- must_die
 --- error_log
 mcig_zone "tiny" is too small for the members of pool "llama"; increase its size
+
+
+
+=== TEST 9: least_conn before mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        least_conn;
+        mcig_pool;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log
+"mcig_pool" must come before "keepalive" and replaces other load balancing methods
+
+
+
+=== TEST 10: least_conn after mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        least_conn;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*a load balancing method \(least_conn, hash, ip_hash, random\) after "mcig_pool" in upstream "llama" in \S+:\d+ replaces the pool: remove it/
+
+
+
+=== TEST 11: hash before mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        hash $remote_addr;
+        mcig_pool;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log
+"mcig_pool" must come before "keepalive" and replaces other load balancing methods
+
+
+
+=== TEST 12: hash after mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        hash $remote_addr;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*a load balancing method \(least_conn, hash, ip_hash, random\) after "mcig_pool" in upstream "llama" in \S+:\d+ replaces the pool: remove it/
+
+
+
+=== TEST 13: ip_hash before mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        ip_hash;
+        mcig_pool;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log
+"mcig_pool" must come before "keepalive" and replaces other load balancing methods
+
+
+
+=== TEST 14: ip_hash after mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        ip_hash;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*a load balancing method \(least_conn, hash, ip_hash, random\) after "mcig_pool" in upstream "llama" in \S+:\d+ replaces the pool: remove it/
+
+
+
+=== TEST 15: random before mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        random;
+        mcig_pool;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log
+"mcig_pool" must come before "keepalive" and replaces other load balancing methods
+
+
+
+=== TEST 16: random after mcig_pool is refused
+--- http_config
+    upstream llama {
+        server 127.0.0.2:8000;
+        mcig_pool;
+        random;
+    }
+--- config
+    location = /s { mcig_status; }
+--- must_die
+--- error_log eval
+qr/\[emerg\] .*a load balancing method \(least_conn, hash, ip_hash, random\) after "mcig_pool" in upstream "llama" in \S+:\d+ replaces the pool: remove it/
