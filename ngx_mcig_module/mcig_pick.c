@@ -38,6 +38,18 @@ mcig_pick_start(mcig_pick_t *p, mcig_rng_t *rng)
     p->ties = 0;
     p->offered = 0;
     p->with_room = 0;
+    p->tied = NULL;
+    p->tied_max = 0;
+    p->ntied = 0;
+}
+
+
+void
+mcig_pick_collect_ties(mcig_pick_t *p, int *tied, uint32_t max)
+{
+    p->tied = tied;
+    p->tied_max = max;
+    p->ntied = 0;
 }
 
 
@@ -70,9 +82,17 @@ mcig_pick_offer(mcig_pick_t *p, int index, uint32_t in_flight,
     }
 
     if (mine == best) {
-        /* reservoir sampling: each of k tied members wins with 1/k */
         p->ties++;
 
+        if (p->tied) {
+            if (p->ntied < p->tied_max) {
+                p->tied[p->ntied++] = index;
+            }
+
+            return;
+        }
+
+        /* reservoir sampling: each of k tied members wins with 1/k */
         if (mcig_rng_next(p->rng) % p->ties == 0) {
             p->best = index;
             p->best_in_flight = in_flight;
@@ -88,6 +108,42 @@ take:
     p->best_in_flight = in_flight;
     p->best_capacity = capacity;
     p->ties = 1;
+
+    if (p->tied && p->tied_max) {
+        p->tied[0] = index;
+        p->ntied = 1;
+    }
+}
+
+
+int
+mcig_swrr_choose(mcig_swrr_peer_t *c, size_t n)
+{
+    int       best;
+    size_t    i;
+    intptr_t  total;
+
+    best = -1;
+    total = 0;
+
+    for (i = 0; i < n; i++) {
+        *c[i].current += *c[i].effective;
+        total += *c[i].effective;
+
+        if (*c[i].effective < c[i].weight) {
+            (*c[i].effective)++;
+        }
+
+        if (best < 0 || *c[i].current > *c[best].current) {
+            best = (int) i;
+        }
+    }
+
+    if (best >= 0) {
+        *c[best].current -= total;
+    }
+
+    return best;
 }
 
 

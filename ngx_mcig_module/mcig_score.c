@@ -115,7 +115,7 @@ weight(uint32_t w)
 
 int
 mcig_score_pick(const mcig_score_weights_t *w, const mcig_score_cand_t *c,
-    size_t n, uint32_t total_blocks, mcig_rng_t *rng,
+    size_t n, uint32_t total_blocks, mcig_rng_t *rng, int *tied,
     mcig_score_result_t *res)
 {
     int                  best;
@@ -190,13 +190,23 @@ mcig_score_pick(const mcig_score_weights_t *w, const mcig_score_cand_t *c,
             best = (int) i;
             best_score = score;
             ties = 1;
+
+            if (tied) {
+                tied[0] = (int) i;
+            }
+
             continue;
         }
 
         if (score == best_score) {
-            /* reservoir sampling: each of k tied candidates wins with 1/k */
             ties++;
 
+            if (tied) {
+                tied[ties - 1] = (int) i;
+                continue;
+            }
+
+            /* reservoir sampling: each of k tied candidates wins with 1/k */
             if (mcig_rng_next(rng) % ties == 0) {
                 best = (int) i;
             }

@@ -3,9 +3,9 @@
  *
  * Endpoint scoring inside a pool, as the EPP's scheduler (v1.2+) does it:
  * each scorer gives a candidate a value in 0..1, the weighted sum is its
- * score, the highest score wins and ties are broken at random.  Values are
- * kept in parts per million, so that equal inputs give exactly equal
- * scores and ties are seen as ties.
+ * score, the highest score wins and ties are broken at random, or by the
+ * caller.  Values are kept in parts per million, so that equal inputs give
+ * exactly equal scores and ties are seen as ties.
  *
  *   kv-cache   1 - KV-cache usage
  *   queue      (maxQ - q) / (maxQ - minQ) over the candidates, 1 if all
@@ -113,11 +113,14 @@ int mcig_lora_listed(const uint64_t *list, uint32_t n, uint64_t hash);
 /*
  * Scores c[0..n) for a request of total_blocks prefix blocks and returns
  * the index picked (also in res when not NULL), -1 if n is 0.  Weights
- * above MCIG_SCORE_WEIGHT_MAX count as that.
+ * above MCIG_SCORE_WEIGHT_MAX count as that.  Ties are broken with rng;
+ * with tied (room for n), the candidates with the best score are listed
+ * there instead, res->ties of them, for the caller to break the tie (rng
+ * may then be NULL).
  */
 int mcig_score_pick(const mcig_score_weights_t *w,
     const mcig_score_cand_t *c, size_t n, uint32_t total_blocks,
-    mcig_rng_t *rng, mcig_score_result_t *res);
+    mcig_rng_t *rng, int *tied, mcig_score_result_t *res);
 
 
 #endif /* MCIG_SCORE_H */

@@ -311,6 +311,8 @@ typedef struct {
     ngx_http_mcig_objective_node_t *default_objective;
     ngx_http_mcig_member_t         *members;      /* in peer order */
     ngx_uint_t                      nmembers;
+    int                            *tied;         /* members' scratch, */
+    mcig_swrr_peer_t               *swrr;         /* this worker's */
 
     /* mcig_region lines: ngx_http_mcig_region_conf_t */
     ngx_array_t                    *region_confs;

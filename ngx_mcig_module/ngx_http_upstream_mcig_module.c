@@ -83,6 +83,8 @@ static void ngx_http_upstream_mcig_choose_region(ngx_http_request_t *r,
     ngx_http_upstream_mcig_regions_t *agg);
 static void ngx_http_upstream_mcig_learn_keep(ngx_http_mcig_pool_node_t *node,
     mcig_region_load_t *load, ngx_uint_t n, uint64_t now);
+static ngx_int_t ngx_http_upstream_mcig_break_tie(
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_uint_t ntied);
 static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
     ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
 static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
@@ -140,7 +142,7 @@ static ngx_int_t ngx_http_upstream_mcig_init_prefix_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 static ngx_int_t ngx_http_upstream_score_mcig_peers(
     ngx_http_upstream_mcig_peer_data_t *pd, ngx_int_t region,
-    mcig_session_t *session);
+    mcig_session_t *session, ngx_uint_t *ntied);
 static void ngx_http_upstream_mcig_credit(
     ngx_http_upstream_mcig_peer_data_t *pd, ngx_uint_t i);
 static char *ngx_http_upstream_mcig_session_affinity(ngx_conf_t *cf,
@@ -397,6 +399,13 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     pool->members = ngx_pcalloc(cf->pool,
                                 peers->number * sizeof(ngx_http_mcig_member_t));
     if (pool->members == NULL) {
+        return NGX_ERROR;
+    }
+
+    pool->tied = ngx_palloc(cf->pool, peers->number * sizeof(int));
+    pool->swrr = ngx_palloc(cf->pool,
+                            peers->number * sizeof(mcig_swrr_peer_t));
+    if (pool->tied == NULL || pool->swrr == NULL) {
         return NGX_ERROR;
     }
 
@@ -810,7 +819,7 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
     ngx_http_upstream_mcig_peer_data_t  *pd = data;
 
     int                            mine;
-    ngx_uint_t                     n;
+    ngx_uint_t                     n, ntied;
     uintptr_t                      m;
     mcig_pick_t                    pick;
     mcig_session_t                 session, *sp;
@@ -833,32 +842,43 @@ ngx_http_upstream_get_mcig_peer(ngx_peer_connection_t *pc, void *data)
 
     if (pd->pool->scoring) {
         pick.best = ngx_http_upstream_score_mcig_peers(pd, pd->ctx->region,
-                                                       sp);
+                                                       sp, &ntied);
 
         if (pick.best < 0 && pd->ctx->region >= 0) {
-            pick.best = ngx_http_upstream_score_mcig_peers(pd, -1, sp);
+            pick.best = ngx_http_upstream_score_mcig_peers(pd, -1, sp,
+                                                           &ntied);
         }
 
     } else {
         mcig_pick_start(&pick, &ngx_http_mcig_rng);
+        mcig_pick_collect_ties(&pick, pd->pool->tied, pd->pool->nmembers);
         ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, pd->ctx->region,
                                            NULL, sp);
 
         if (pick.best < 0 && pd->ctx->region >= 0) {
             /* a retry with nothing left in the chosen region: any region */
             mcig_pick_start(&pick, &ngx_http_mcig_rng);
+            mcig_pick_collect_ties(&pick, pd->pool->tied,
+                                   pd->pool->nmembers);
             ngx_http_upstream_offer_mcig_peers(pd, &pick, 1, -1, NULL, sp);
         }
+
+        ntied = pick.ntied;
     }
 
     /*
      * The session's member wins over the load and the scores while it has
-     * room; full, the request takes the pick (the load guard).
+     * room; full, the request takes the pick (the load guard).  Members
+     * as loaded (or scored) as each other take turns as with nginx's round
+     * robin, by weight: an idle pool balances as nginx would.
      */
     mine = sp ? mcig_session_pick(sp) : -1;
 
     if (mine >= 0) {
         pick.best = mine;
+
+    } else if (ntied > 1) {
+        pick.best = ngx_http_upstream_mcig_break_tie(pd, ntied);
     }
 
     if (pick.best < 0) {
@@ -1113,7 +1133,7 @@ ngx_http_upstream_mcig_usable(ngx_http_upstream_mcig_peer_data_t *pd,
 
 static ngx_int_t
 ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
-    ngx_int_t region, mcig_session_t *session)
+    ngx_int_t region, mcig_session_t *session, ngx_uint_t *ntied)
 {
     time_t                              now;
     uint32_t                            nblocks, *counts, waiting_max;
@@ -1228,12 +1248,21 @@ ngx_http_upstream_score_mcig_peers(ngx_http_upstream_mcig_peer_data_t *pd,
         }
     }
 
-    if (mcig_score_pick(&pool->weights, c, n, nblocks, &ngx_http_mcig_rng,
+    *ntied = 0;
+
+    if (mcig_score_pick(&pool->weights, c, n, nblocks, NULL, pool->tied,
                         &res)
         < 0)
     {
         return -1;
     }
+
+    /* the tied, as members, for the caller to break the tie */
+    for (i = 0; i < res.ties; i++) {
+        pool->tied[i] = (int) index[pool->tied[i]];
+    }
+
+    *ntied = res.ties;
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
                    "mcig scored %uD members, best %ui with %uL, %uD ties",
@@ -1417,6 +1446,45 @@ ngx_http_upstream_mcig_saturated(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_upstream_rr_peers_unlock(peers);
 
     return offered && !room;
+}
+
+
+/*
+ * Smooth weighted round robin among the members pool->tied[0..ntied) (in
+ * peer order), on nginx's own current and effective weights of the peers:
+ * per worker, or the zone's with "zone".  The caller holds the peers
+ * write lock.
+ */
+
+static ngx_int_t
+ngx_http_upstream_mcig_break_tie(ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_uint_t ntied)
+{
+    int                           *tied;
+    ngx_uint_t                     i, k;
+    mcig_swrr_peer_t              *c;
+    ngx_http_upstream_rr_peer_t   *peer;
+
+    tied = pd->pool->tied;
+    c = pd->pool->swrr;
+
+    for (peer = pd->rrp.peers->peer, i = 0, k = 0;
+         peer && k < ntied;
+         peer = peer->next, i++)
+    {
+        if ((ngx_uint_t) tied[k] != i) {
+            continue;
+        }
+
+        c[k].current = &peer->current_weight;
+        c[k].effective = &peer->effective_weight;
+        c[k].weight = peer->weight;
+        k++;
+    }
+
+    i = (ngx_uint_t) mcig_swrr_choose(c, k);
+
+    return (i < k) ? tied[i] : tied[0];
 }
 
 

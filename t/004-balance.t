@@ -102,3 +102,72 @@ GET /t
 --- error_log
 get keepalive peer
 --- log_level: debug
+
+
+
+=== TEST 4: an idle pool spreads sequential requests by weight, as nginx
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream weighted_idle {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT weight=3;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://weighted_idle;
+    }
+
+    location = /t.html {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+    }
+--- user_files eval
+">>> t.html\n"
+. CORE::join('', map { "<!--# include virtual=\"/v1/r$_\" wait=\"yes\" -->" }
+                1 .. 200)
+. "\n"
+--- request
+GET /t.html
+--- response_body_filters eval
+sub {
+    my %count;
+    $count{$_}++ for split /\n/, $_[0];
+    CORE::join(" ", map { "$_=$count{$_}" } sort keys %count) . "\n";
+}
+--- response_body
+127.0.0.2=150 127.0.0.3=50
+
+
+
+=== TEST 5: equal members take turns in order, as with round robin
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream turns {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        server 127.0.0.3:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://turns;
+    }
+
+    location = /t {
+        ssi on;
+        ssi_types *;
+        default_type text/plain;
+        return 200 '<!--# include virtual="/v1/a" wait="yes" --><!--# include virtual="/v1/b" wait="yes" --><!--# include virtual="/v1/c" wait="yes" --><!--# include virtual="/v1/d" wait="yes" --><!--# include virtual="/v1/e" wait="yes" --><!--# include virtual="/v1/f" wait="yes" -->';
+    }
+--- request
+GET /t
+--- response_body
+127.0.0.2
+127.0.0.3
+127.0.0.2
+127.0.0.3
+127.0.0.2
+127.0.0.3

@@ -221,12 +221,95 @@ test_metrics_waiting_now(void **state)
 }
 
 
+static void
+test_ties_collected(void **state)
+{
+    mcig_pick_t  p;
+    mcig_rng_t   rng;
+    int          tied[4];
+
+    (void) state;
+    mcig_rng_seed(&rng, 3);
+
+    /* a lower load resets the list; equals join it in offer order */
+    mcig_pick_start(&p, &rng);
+    mcig_pick_collect_ties(&p, tied, 4);
+    mcig_pick_offer(&p, 0, 2, 10);
+    mcig_pick_offer(&p, 1, 1, 10);
+    mcig_pick_offer(&p, 2, 2, 20);      /* 0.1, as member 1 */
+    mcig_pick_offer(&p, 3, 3, 10);
+
+    assert_int_equal(p.best, 1);
+    assert_int_equal(p.ntied, 2);
+    assert_int_equal(tied[0], 1);
+    assert_int_equal(tied[1], 2);
+
+    /* no more than the room given */
+    mcig_pick_start(&p, &rng);
+    mcig_pick_collect_ties(&p, tied, 2);
+    mcig_pick_offer(&p, 0, 0, 1);
+    mcig_pick_offer(&p, 1, 0, 1);
+    mcig_pick_offer(&p, 2, 0, 1);
+
+    assert_int_equal(p.ntied, 2);
+    assert_int_equal(p.ties, 3);
+}
+
+
+static void
+test_swrr_as_nginx(void **state)
+{
+    int               i, k, count[3] = { 0, 0, 0 }, seq[7];
+    intptr_t          current[3] = { 0, 0, 0 }, effective[3];
+    mcig_swrr_peer_t  c[3];
+    int               nginx_order[7] = { 0, 0, 1, 0, 2, 0, 0 };
+
+    (void) state;
+
+    /* weights 5, 1, 1: nginx's documented sequence a a b a c a a */
+    for (i = 0; i < 3; i++) {
+        effective[i] = (i == 0) ? 5 : 1;
+        c[i].current = &current[i];
+        c[i].effective = &effective[i];
+        c[i].weight = effective[i];
+    }
+
+    for (k = 0; k < 7; k++) {
+        seq[k] = mcig_swrr_choose(c, 3);
+        assert_int_equal(seq[k], nginx_order[k]);
+    }
+
+    /* weights 3 and 1 over 200 choices: exactly 150 and 50 */
+    current[0] = current[1] = 0;
+    effective[0] = 3;
+    effective[1] = 1;
+    c[0].weight = 3;
+    c[1].weight = 1;
+
+    for (k = 0; k < 200; k++) {
+        count[mcig_swrr_choose(c, 2)]++;
+    }
+
+    assert_int_equal(count[0], 150);
+    assert_int_equal(count[1], 50);
+
+    /* a lowered effective weight recovers by one a choice */
+    effective[0] = 1;
+    (void) mcig_swrr_choose(c, 2);
+    assert_int_equal(effective[0], 2);
+
+    assert_int_equal(mcig_swrr_choose(c, 0), -1);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lowest_ratio_wins),
         cmocka_unit_test(test_ties_are_broken_at_random),
+        cmocka_unit_test(test_ties_collected),
+        cmocka_unit_test(test_swrr_as_nginx),
         cmocka_unit_test(test_saturation),
         cmocka_unit_test(test_zero_capacity_counts_as_one),
         cmocka_unit_test(test_rng_never_sticks_at_zero),

@@ -43,7 +43,7 @@ pick(const mcig_score_weights_t *w, const mcig_score_cand_t *c, size_t n,
     mcig_rng_t  rng;
 
     mcig_rng_seed(&rng, 42);
-    return mcig_score_pick(w, c, n, total, &rng, NULL);
+    return mcig_score_pick(w, c, n, total, &rng, NULL, NULL);
 }
 
 
@@ -171,7 +171,7 @@ test_default_weights(void **state)
     c[2].kv_ppm = 700000;  c[2].waiting = 5;
 
     mcig_rng_seed(&rng, 1);
-    assert_int_equal(mcig_score_pick(&defaults, c, 3, 20, &rng, &res), 0);
+    assert_int_equal(mcig_score_pick(&defaults, c, 3, 20, &rng, NULL, &res), 0);
     assert_int_equal(res.best, 0);
     assert_int_equal(res.ties, 1);
     assert_int_equal(res.scored, 3);
@@ -219,7 +219,7 @@ test_ties_are_random(void **state)
     mcig_rng_seed(&rng, 9);
 
     for (i = 0; i < 30000; i++) {
-        counts[mcig_score_pick(&defaults, c, 4, 8, &rng, &res)]++;
+        counts[mcig_score_pick(&defaults, c, 4, 8, &rng, NULL, &res)]++;
         assert_int_equal(res.ties, 3);
     }
 
@@ -229,8 +229,20 @@ test_ties_are_random(void **state)
 
     assert_int_equal(counts[3], 0);
 
+    /* collected for the caller, in order, the worse one left out */
+    c[1].kv_ppm = 300000;
+    c[3].kv_ppm = 200000;
+    memset(counts, -1, sizeof(counts));
+
+    assert_int_equal(mcig_score_pick(&defaults, c, 4, 8, NULL, counts, &res),
+                     0);
+    assert_int_equal(res.ties, 3);
+    assert_int_equal(counts[0], 0);
+    assert_int_equal(counts[1], 2);
+    assert_int_equal(counts[2], 3);
+
     /* n == 0 */
-    assert_int_equal(mcig_score_pick(&defaults, c, 0, 8, &rng, &res), -1);
+    assert_int_equal(mcig_score_pick(&defaults, c, 0, 8, &rng, NULL, &res), -1);
     assert_int_equal(res.best, -1);
     assert_int_equal(res.scored, 0);
     assert_int_equal(res.all_full, 0);
@@ -263,21 +275,22 @@ test_load_guard(void **state)
     mcig_rng_seed(&rng, 5);
 
     for (i = 0; i < 100; i++) {
-        assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, &res), 2);
+        assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, NULL,
+                                         &res), 2);
         assert_int_equal(res.scored, 2);
         assert_int_equal(res.all_full, 0);
     }
 
     /* the full member's queue does not stretch the others' range */
     c[0].waiting = 1000;
-    assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, &res), 2);
+    assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, NULL, &res), 2);
     assert_true(res.score == 2ULL * 300000 + 2ULL * ONE);
 
     /* all full: affinity decides among them */
     c[1].full = 1;
     c[2].full = 1;
     c[0].waiting = 5;
-    assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, &res), 0);
+    assert_int_equal(mcig_score_pick(&defaults, c, 3, 50, &rng, NULL, &res), 0);
     assert_int_equal(res.scored, 3);
     assert_int_equal(res.all_full, 1);
 }
@@ -309,17 +322,17 @@ test_stale_metrics(void **state)
     /* its in-flight ratio stands in: 0.25 for both */
     memset(&w, 0, sizeof(w));
     w.kv = 1;
-    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, &res), 0);
+    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, NULL, &res), 0);
     assert_true(res.score == 500000);
     c[2].in_flight = 25;
-    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, &res), 2);
+    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, NULL, &res), 2);
     assert_true(res.score == 750000);
 
     /* the queue range is of the fresh ones: 10 -> 1, 20 -> 0 */
     memset(&w, 0, sizeof(w));
     w.queue = 1;
     c[2].in_flight = 60;
-    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, &res), 0);
+    assert_int_equal(mcig_score_pick(&w, c, 3, 0, &rng, NULL, &res), 0);
     assert_true(res.score == ONE);
 
     /* all stale: in-flight counts decide, capacity-relative */
@@ -328,7 +341,7 @@ test_stale_metrics(void **state)
     c[0].in_flight = 50;   c[0].capacity = 100;
     c[1].in_flight = 50;   c[1].capacity = 200;
     c[2].in_flight = 10;   c[2].capacity = 10;
-    assert_int_equal(mcig_score_pick(&defaults, c, 3, 0, &rng, &res), 1);
+    assert_int_equal(mcig_score_pick(&defaults, c, 3, 0, &rng, NULL, &res), 1);
 }
 
 
