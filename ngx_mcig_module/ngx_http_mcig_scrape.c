@@ -37,6 +37,8 @@ typedef struct {
     ngx_msec_t                          interval;
     mcig_prom_t                        *parser;   /* NULL: health check */
     struct curl_slist                  *headers;
+    ngx_str_t                           url;      /* logged: no query */
+    unsigned                            query:1;  /* logged as "?..." */
     unsigned                            failing:1;
 } ngx_http_mcig_scrape_t;
 
@@ -462,14 +464,30 @@ static CURL *
 ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s, ngx_str_t *url,
     ngx_msec_t timeout, ngx_log_t *log)
 {
-    CURL  *easy;
+    CURL    *easy;
+    u_char  *p;
+
+    /*
+     * the name filter's query is long and the configuration's: the log
+     * names where the page is, and that a query went with it
+     */
+    s->url.data = url->data;
+    s->url.len = url->len;
+
+    for (p = url->data; p < url->data + url->len; p++) {
+        if (*p == '?') {
+            s->url.len = p - url->data;
+            s->query = 1;
+            break;
+        }
+    }
 
     easy = curl_easy_init();
     if (easy == NULL) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "mcig: curl_easy_init() failed for %V of member %V of "
-                      "pool \"%V\"", url, &s->member->name,
-                      &s->pool->upstream->host);
+                      "mcig: curl_easy_init() failed for %V%s of member %V "
+                      "of pool \"%V\"", &s->url, s->query ? "?..." : "",
+                      &s->member->name, &s->pool->upstream->host);
         return NULL;
     }
 
@@ -512,9 +530,9 @@ ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s, ngx_log_t *log)
                                        (char *) pool->metrics_auth.data);
         if (s->headers == NULL) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "mcig: curl_slist_append() failed for %V of "
-                          "member %V of pool \"%V\"",
-                          &s->member->metrics_url, &s->member->name,
+                          "mcig: curl_slist_append() failed for %V%s of "
+                          "member %V of pool \"%V\"", &s->url,
+                          s->query ? "?..." : "", &s->member->name,
                           &pool->upstream->host);
             return NGX_ERROR;
         }
@@ -690,8 +708,9 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
         s->failing = 0;
         ngx_log_error(NGX_LOG_NOTICE, ngx_http_mcig_scrape_log, 0,
                       "mcig: metrics of member %V of pool \"%V\" are "
-                      "scraped again from %V", &s->member->name,
-                      &s->pool->upstream->host, &s->member->metrics_url);
+                      "scraped again from %V%s", &s->member->name,
+                      &s->pool->upstream->host, &s->url,
+                      s->query ? "?..." : "");
     }
 }
 
@@ -712,10 +731,10 @@ ngx_http_mcig_scrape_failed(ngx_http_mcig_scrape_t *s, const char *reason,
 
     ngx_log_error(NGX_LOG_WARN, ngx_http_mcig_scrape_log, 0,
                   "mcig: scraping the metrics of member %V of pool \"%V\" "
-                  "from %V failed: %s%s%s; its in-flight count is used until "
-                  "it recovers", &s->member->name, &s->pool->upstream->host,
-                  &s->member->metrics_url, reason, reason[0] ? " " : "",
-                  detail);
+                  "from %V%s failed: %s%s%s; its in-flight count is used "
+                  "until it recovers", &s->member->name,
+                  &s->pool->upstream->host, &s->url, s->query ? "?..." : "",
+                  reason, reason[0] ? " " : "", detail);
 }
 
 
