@@ -278,6 +278,7 @@ struct mcig_manifest_s {
     size_t                     nwarnings;
     size_t                     ndropped;
 
+    int                        strict;    /* for the loads that follow */
     int                        resolved;
     int                        resolve_rc;
     int                        oom;
@@ -1629,7 +1630,8 @@ mcig_in(const char *s, size_t len, const char *const *names)
 
 /*
  * Warns of the fields of a mapping that are not known, or known to GKE
- * but not used here.
+ * but not used here.  Strict loads make unknown ones errors: a field
+ * known and not used is in the upstream API, so it stays a warning.
  */
 static void
 mcig_fields(mcig_cc_t *cc, mcig_yn_t *map, const char *const *known,
@@ -1649,8 +1651,11 @@ mcig_fields(mcig_cc_t *cc, mcig_yn_t *map, const char *const *known,
         key = mcig_deref(k);
 
         if (key->type != YN_SCALAR) {
-            mcig_report(cc, 1, k, NULL, "a key that is %s is ignored",
-                        key->type == YN_SEQ ? "a list" : "a mapping");
+            mcig_report(cc, !cc->m->strict, k, NULL, "a key that is %s is %s",
+                        key->type == YN_SEQ ? "a list" : "a mapping",
+                        cc->m->strict ? "not a field; strict manifests have "
+                                        "only the fields the gateway knows"
+                                      : "ignored");
             continue;
         }
 
@@ -1667,10 +1672,13 @@ mcig_fields(mcig_cc_t *cc, mcig_yn_t *map, const char *const *known,
         mcig_clean(name, sizeof(name), key->s, key->n, MCIG_QUOTE_MAX);
         near = (strlen(name) == key->n) ? mcig_suggest(name, known) : NULL;
 
-        mcig_report(cc, 1, k, NULL,
-                    "this field is unknown to %s and ignored%s%s%s",
-                    cc->kind, near ? " (did you mean " : "",
-                    near ? near : "", near ? "?)" : "");
+        mcig_report(cc, !cc->m->strict, k, NULL,
+                    "this field is unknown to %s%s%s%s%s%s", cc->kind,
+                    cc->m->strict ? "" : " and ignored",
+                    near ? " (did you mean " : "", near ? near : "",
+                    near ? "?)" : "",
+                    cc->m->strict ? "; strict manifests have only the fields "
+                                    "the gateway knows" : "");
     }
 }
 
@@ -3298,7 +3306,7 @@ mcig_compile_slice(mcig_cc_t *cc, mcig_yn_t *root, int kind_index)
     };
     static const char  *endpoint_fields[] = {
         "addresses", "conditions", "zone", "nodeName", "hostname",
-        "targetRef", "hints", "deprecatedTopology", NULL
+        "targetRef", "hints", "deprecatedTopology", "topology", NULL
     };
     static const char  *condition_fields[] = {
         "ready", "serving", "terminating", NULL
@@ -3720,10 +3728,13 @@ mcig_compile_object(mcig_load_t *ld, mcig_yn_t *root, const char *list_kind,
         names[i] = NULL;
         near = mcig_suggest(kind, names);
 
-        mcig_report(&cc, 1, at, NULL, "%.64s (%.64s) is not a kind the "
-                    "gateway uses%s%s%s; the object is ignored", kind, api,
+        mcig_report(&cc, !ld->m->strict, at, NULL, "%.64s (%.64s) is not a "
+                    "kind the gateway uses%s%s%s; %s", kind, api,
                     near ? " (did you mean " : "", near ? near : "",
-                    near ? "?)" : "");
+                    near ? "?)" : "",
+                    ld->m->strict ? "strict manifests have only the kinds "
+                                    "the gateway reads"
+                                  : "the object is ignored");
         return;
     }
 
@@ -3852,6 +3863,13 @@ mcig_manifest_add_known_pool(mcig_manifest_t *m, const char *name,
     seed->registered = 1;
 
     return MCIG_MANIFEST_OK;
+}
+
+
+void
+mcig_manifest_set_strict(mcig_manifest_t *m, int strict)
+{
+    m->strict = (strict != 0);
 }
 
 

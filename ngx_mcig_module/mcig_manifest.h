@@ -105,7 +105,8 @@
  *   kind).
  *
  * Other kinds, unknown fields, and known fields the gateway does not use
- * are warnings, which name them (and the field they look like a typo of).
+ * are warnings, which name them (and the field they look like a typo of);
+ * strict loads (mcig_manifest_set_strict()) make the first two errors.
  * Empty documents are skipped.  The namespace of objects (default
  * "default") tells duplicates apart but plays no part in attachment: pools
  * are nginx upstreams, named without namespace.
@@ -360,6 +361,15 @@ int mcig_manifest_load_file(mcig_manifest_t *m, const char *path);
 int mcig_manifest_load_glob(mcig_manifest_t *m, const char *pattern);
 int mcig_manifest_load_buffer(mcig_manifest_t *m, const char *name,
     const char *data, size_t len);
+
+/*
+ * Strict or not (the default) for the loads that follow: strict loads
+ * report unknown kinds, unknown fields of the kinds read and keys that
+ * are not strings as errors instead of warnings.  Fields the upstream
+ * API has and the gateway does not use stay warnings, and Gateway and
+ * HTTPRoute, read for information only, stay lenient.
+ */
+void mcig_manifest_set_strict(mcig_manifest_t *m, int strict);
 
 /* attaches objects to pools and checks them against each other, once */
 int mcig_manifest_resolve(mcig_manifest_t *m);

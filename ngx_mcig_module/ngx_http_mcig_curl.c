@@ -89,8 +89,13 @@ ngx_http_mcig_curl_init(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * On failure *err says why; the owner logs it, as only the owner knows
+ * which member and URL the transfer was for.
+ */
+
 ngx_int_t
-ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t)
+ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t, const char **err)
 {
     CURLMcode  rc;
 
@@ -100,9 +105,7 @@ ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t)
     rc = curl_multi_add_handle(ngx_http_mcig_multi, t->easy);
 
     if (rc != CURLM_OK) {
-        ngx_log_error(NGX_LOG_ERR, ngx_http_mcig_curl_log, 0,
-                      "mcig: curl_multi_add_handle() failed: %s",
-                      curl_multi_strerror(rc));
+        *err = curl_multi_strerror(rc);
         return NGX_ERROR;
     }
 

@@ -30,7 +30,8 @@ struct ngx_http_mcig_curl_transfer_s {
 
 
 ngx_int_t ngx_http_mcig_curl_init(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t);
+ngx_int_t ngx_http_mcig_curl_start(ngx_http_mcig_curl_transfer_t *t,
+    const char **err);
 void ngx_http_mcig_curl_keep_connections(ngx_uint_t n);
 void ngx_http_mcig_curl_cancel(ngx_http_mcig_curl_transfer_t *t);
 void ngx_http_mcig_curl_exit(void);

@@ -22,6 +22,8 @@
 #include "ngx_http_mcig_module.h"
 
 
+static ngx_int_t ngx_http_mcig_manifests_strict(ngx_conf_t *cf,
+    ngx_str_t *pattern);
 static void ngx_http_mcig_manifests_cleanup(void *data);
 static ngx_int_t ngx_http_mcig_manifests_log(ngx_conf_t *cf,
     ngx_http_mcig_manifests_t *mf);
@@ -43,13 +45,30 @@ static ngx_buf_t *ngx_http_mcig_buf_part(ngx_pool_t *pool, ngx_buf_t *b,
     off_t from, off_t to);
 
 
+/*
+ * One parameter of "mcig_manifests file | glob ... [strict]": the caller
+ * passes each in turn, the flag included, which this takes from the
+ * directive's last argument for every file before it.
+ */
+
 char *
 ngx_http_mcig_manifests_load(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf,
     ngx_str_t *pattern)
 {
     int                  rc;
     ngx_str_t            path;
+    ngx_int_t            strict;
     ngx_pool_cleanup_t  *cln;
+
+    strict = ngx_http_mcig_manifests_strict(cf, pattern);
+
+    if (strict == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (strict == NGX_DONE) {
+        return NGX_CONF_OK;
+    }
 
     if (mf->manifest == NULL) {
         mf->manifest = mcig_manifest_create();
@@ -75,6 +94,8 @@ ngx_http_mcig_manifests_load(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf,
         return NGX_CONF_ERROR;
     }
 
+    mcig_manifest_set_strict(mf->manifest, (int) strict);
+
     rc = mcig_manifest_load_glob(mf->manifest, (char *) path.data);
 
     if (ngx_http_mcig_manifests_log(cf, mf) != NGX_OK
@@ -86,6 +107,44 @@ ngx_http_mcig_manifests_load(ngx_conf_t *cf, ngx_http_mcig_manifests_t *mf,
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Whether the directive ends in "strict": 1 or 0 for a file or glob,
+ * NGX_DONE for the flag itself, NGX_ERROR for a "strict" elsewhere (a file
+ * of that name is written "./strict").
+ */
+
+static ngx_int_t
+ngx_http_mcig_manifests_strict(ngx_conf_t *cf, ngx_str_t *pattern)
+{
+    ngx_str_t  *value, *last;
+
+    value = cf->args->elts;
+    last = &value[cf->args->nelts - 1];
+
+    if (pattern->len == sizeof("strict") - 1
+        && ngx_strncmp(pattern->data, "strict", pattern->len) == 0)
+    {
+        if (pattern == last && cf->args->nelts > 2) {
+            return NGX_DONE;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"strict\" of mcig_manifests must follow the "
+                           "files and globs, as its last parameter; a file "
+                           "of that name is written \"./strict\"");
+        return NGX_ERROR;
+    }
+
+    /* as the directive's handler passes them: one of its arguments */
+    if (pattern <= value || pattern >= last) {
+        return 0;
+    }
+
+    return (last->len == sizeof("strict") - 1
+            && ngx_strncmp(last->data, "strict", last->len) == 0);
 }
 
 

@@ -37,6 +37,8 @@ typedef struct {
     ngx_msec_t                          interval;
     mcig_prom_t                        *parser;   /* NULL: health check */
     struct curl_slist                  *headers;
+    ngx_str_t                           url;      /* logged: no query */
+    unsigned                            query:1;  /* logged as "?..." */
     unsigned                            failing:1;
 } ngx_http_mcig_scrape_t;
 
@@ -55,6 +57,9 @@ static size_t ngx_http_mcig_health_write(char *data, size_t size, size_t n,
     void *userdata);
 static void ngx_http_mcig_health_done(ngx_http_mcig_curl_transfer_t *t,
     CURLcode result);
+static void ngx_http_mcig_health_change(
+    ngx_http_upstream_mcig_srv_conf_t *pool, ngx_http_mcig_member_t *member,
+    ngx_uint_t ok, ngx_uint_t checked, const char *reason);
 static CURL *ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s,
     ngx_str_t *url, ngx_msec_t timeout, ngx_log_t *log);
 static ngx_int_t ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s,
@@ -459,11 +464,30 @@ static CURL *
 ngx_http_mcig_probe_easy(ngx_http_mcig_scrape_t *s, ngx_str_t *url,
     ngx_msec_t timeout, ngx_log_t *log)
 {
-    CURL  *easy;
+    CURL    *easy;
+    u_char  *p;
+
+    /*
+     * the name filter's query is long and the configuration's: the log
+     * names where the page is, and that a query went with it
+     */
+    s->url.data = url->data;
+    s->url.len = url->len;
+
+    for (p = url->data; p < url->data + url->len; p++) {
+        if (*p == '?') {
+            s->url.len = p - url->data;
+            s->query = 1;
+            break;
+        }
+    }
 
     easy = curl_easy_init();
     if (easy == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0, "mcig: curl_easy_init() failed");
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcig: curl_easy_init() failed for %V%s of member %V "
+                      "of pool \"%V\"", &s->url, s->query ? "?..." : "",
+                      &s->member->name, &s->pool->upstream->host);
         return NULL;
     }
 
@@ -506,7 +530,10 @@ ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s, ngx_log_t *log)
                                        (char *) pool->metrics_auth.data);
         if (s->headers == NULL) {
             ngx_log_error(NGX_LOG_ERR, log, 0,
-                          "mcig: curl_slist_append() failed");
+                          "mcig: curl_slist_append() failed for %V%s of "
+                          "member %V of pool \"%V\"", &s->url,
+                          s->query ? "?..." : "", &s->member->name,
+                          &pool->upstream->host);
             return NGX_ERROR;
         }
 
@@ -520,14 +547,27 @@ ngx_http_mcig_scrape_tls(ngx_http_mcig_scrape_t *s, ngx_log_t *log)
 static void
 ngx_http_mcig_scrape_start(ngx_http_mcig_scrape_t *s)
 {
+    u_char      *p, reason[128];
+    const char  *err;
+
     if (s->parser) {
         mcig_prom_init(s->parser, s->pool->metrics,
                        s->pool->metrics_max_size);
     }
 
-    if (ngx_http_mcig_curl_start(&s->transfer) != NGX_OK) {
-        ngx_http_mcig_scrape_failed(s, "could not start", "");
+    if (ngx_http_mcig_curl_start(&s->transfer, &err) == NGX_OK) {
+        return;
     }
+
+    if (s->parser) {
+        ngx_http_mcig_scrape_failed(s, "it could not start:", err);
+        return;
+    }
+
+    p = ngx_snprintf(reason, sizeof(reason) - 1, "could not start: %s", err);
+    *p = '\0';
+
+    ngx_http_mcig_health_change(s->pool, s->member, 0, 1, (char *) reason);
 }
 
 
@@ -553,6 +593,7 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     ngx_http_mcig_scrape_t  *s = t->data;
 
     long                          status;
+    u_char                        code[NGX_INT64_LEN + 1];
     double                        kv, waiting, running;
     curl_off_t                    usec;
     mcig_prom_lora_t             *lora;
@@ -585,8 +626,9 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
 
     if (status < 200 || status > 299) {
+        *ngx_sprintf(code, "%l", status) = '\0';
         ngx_http_mcig_scrape_failed(s, "it answered with status",
-                                    status >= 500 ? "5xx" : "other than 2xx");
+                                    (char *) code);
         return;
     }
 
@@ -666,8 +708,9 @@ ngx_http_mcig_scrape_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
         s->failing = 0;
         ngx_log_error(NGX_LOG_NOTICE, ngx_http_mcig_scrape_log, 0,
                       "mcig: metrics of member %V of pool \"%V\" are "
-                      "scraped again", &s->member->name,
-                      &s->pool->upstream->host);
+                      "scraped again from %V%s", &s->member->name,
+                      &s->pool->upstream->host, &s->url,
+                      s->query ? "?..." : "");
     }
 }
 
@@ -688,8 +731,9 @@ ngx_http_mcig_scrape_failed(ngx_http_mcig_scrape_t *s, const char *reason,
 
     ngx_log_error(NGX_LOG_WARN, ngx_http_mcig_scrape_log, 0,
                   "mcig: scraping the metrics of member %V of pool \"%V\" "
-                  "failed: %s%s%s; its in-flight count is used until it "
-                  "recovers", &s->member->name, &s->pool->upstream->host,
+                  "from %V%s failed: %s%s%s; its in-flight count is used "
+                  "until it recovers", &s->member->name,
+                  &s->pool->upstream->host, &s->url, s->query ? "?..." : "",
                   reason, reason[0] ? " " : "", detail);
 }
 
@@ -707,34 +751,56 @@ ngx_http_mcig_health_done(ngx_http_mcig_curl_transfer_t *t, CURLcode result)
 {
     ngx_http_mcig_scrape_t  *s = t->data;
 
-    long  status;
+    long     status;
+    u_char  *p, reason[128];
 
     s->member->node->health_checked = ngx_current_msec;
 
     if (result != CURLE_OK) {
-        ngx_http_mcig_health_event(s->pool, s->member, 0,
-                                   curl_easy_strerror(result));
-        return;
+        p = ngx_snprintf(reason, sizeof(reason) - 1, "failed: %s",
+                         curl_easy_strerror(result));
+
+    } else {
+        status = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+
+        if (status >= 200 && status <= 299) {
+            ngx_http_mcig_health_change(s->pool, s->member, 1, 1, NULL);
+            return;
+        }
+
+        p = ngx_snprintf(reason, sizeof(reason) - 1,
+                         "answered with status %l, not 2xx", status);
     }
 
-    status = 0;
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    *p = '\0';
 
-    ngx_http_mcig_health_event(s->pool, s->member,
-                               status >= 200 && status <= 299,
-                               "the health check did not answer 2xx");
+    ngx_http_mcig_health_change(s->pool, s->member, 0, 1, (char *) reason);
 }
 
 
-/*
- * A health check result, or a failure of real traffic (passive check).
- * A member turns unhealthy after unhealthy_threshold consecutive failures
- * and healthy again after healthy_threshold consecutive passed checks.
- */
+/* a failure of real traffic (passive check) */
 
 void
 ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, ngx_uint_t ok, const char *reason)
+{
+    ngx_http_mcig_health_change(pool, member, ok, 0, reason);
+}
+
+
+/*
+ * A health check result (checked: the reason follows "the health check
+ * of URL"), or a passive one.  A member turns unhealthy after
+ * unhealthy_threshold consecutive failures and healthy again after
+ * healthy_threshold consecutive passed checks.  The URL is in every line:
+ * the pool's health port and path, not the member's, are what was asked.
+ */
+
+static void
+ngx_http_mcig_health_change(ngx_http_upstream_mcig_srv_conf_t *pool,
+    ngx_http_mcig_member_t *member, ngx_uint_t ok, ngx_uint_t checked,
+    const char *reason)
 {
     ngx_http_mcig_member_node_t  *node;
 
@@ -749,8 +815,10 @@ ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
             && ngx_atomic_cmp_set(&node->unhealthy, 1, 0))
         {
             ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
-                          "mcig: member %V of pool \"%V\" is healthy again",
-                          &member->name, &pool->upstream->host);
+                          "mcig: member %V of pool \"%V\" is healthy again: "
+                          "%ui checks of %V passed", &member->name,
+                          &pool->upstream->host, pool->healthy_threshold,
+                          &member->health_url);
         }
 
         return;
@@ -759,14 +827,25 @@ ngx_http_mcig_health_event(ngx_http_upstream_mcig_srv_conf_t *pool,
     node->health_oks = 0;
 
     if (ngx_atomic_fetch_add(&node->health_fails, 1) + 1
-            >= (ngx_atomic_uint_t) pool->unhealthy_threshold
-        && !node->unhealthy
-        && ngx_atomic_cmp_set(&node->unhealthy, 0, 1))
+            < (ngx_atomic_uint_t) pool->unhealthy_threshold
+        || node->unhealthy
+        || !ngx_atomic_cmp_set(&node->unhealthy, 0, 1))
     {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "mcig: member %V of pool \"%V\" is unhealthy: %s; "
-                      "it gets no traffic until %ui checks pass",
-                      &member->name, &pool->upstream->host, reason,
-                      pool->healthy_threshold);
+        return;
     }
+
+    if (checked) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "mcig: member %V of pool \"%V\" is unhealthy: the "
+                      "health check of %V %s; it gets no traffic until %ui "
+                      "checks pass", &member->name, &pool->upstream->host,
+                      &member->health_url, reason, pool->healthy_threshold);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "mcig: member %V of pool \"%V\" is unhealthy: %s; it gets "
+                  "no traffic until %ui checks of %V pass", &member->name,
+                  &pool->upstream->host, reason, pool->healthy_threshold,
+                  &member->health_url);
 }

@@ -236,7 +236,7 @@ Mcig::hold("/v1/slow", 1, 4);
 GET /t
 --- response_body_like: ^(127\.0\.0\.[23])\n(\1\n){2}$
 --- error_log eval
-qr/\[warn\] .*mcig: scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_metrics" failed: .*Could(n't| not) connect/
+qr/\[warn\] .*mcig: scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_metrics" from http:\/\/127\.0\.0\.2:1\/metrics(\?\.\.\.)? failed: Could(n't| not) connect/
 
 
 
@@ -309,8 +309,8 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-[qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "bad_pages" failed: the page has no valid KV-cache usage/,
- qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "bad_pages" failed: the page has no valid KV-cache usage/]
+[qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "bad_pages" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: the page has no valid KV-cache usage/,
+ qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "bad_pages" from http:\/\/127\.0\.0\.3:\d+\/metrics\S* failed: the page has no valid KV-cache usage/]
 
 
 

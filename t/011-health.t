@@ -44,7 +44,7 @@ GET /t
 127.0.0.3
 127.0.0.3
 --- error_log eval
-qr/\[warn\] .*mcig: member 127\.0\.0\.2:\d+ of pool "checked" is unhealthy: the health check did not answer 2xx; it gets no traffic until 2 checks pass/
+qr/\[warn\] .*mcig: member 127\.0\.0\.2:\d+ of pool "checked" is unhealthy: the health check of http:\/\/127\.0\.0\.2:\d+\/health answered with status 404, not 2xx; it gets no traffic until 2 checks pass/
 --- no_error_log eval
 qr/member 127\.0\.0\.3:\d+ of pool "checked" is unhealthy/
 
@@ -99,7 +99,7 @@ POST /v1/completions
 --- error_code: 200
 --- error_log eval
 [qr/member 127\.0\.0\.2:\d+ of pool "recovers" is unhealthy/,
- qr/\[notice\] .*mcig: member 127\.0\.0\.2:\d+ of pool "recovers" is healthy again/]
+ qr/\[notice\] .*mcig: member 127\.0\.0\.2:\d+ of pool "recovers" is healthy again: 3 checks of http:\/\/127\.0\.0\.2:\d+\/health passed/]
 
 
 
@@ -124,11 +124,40 @@ POST /v1/completions
 --- error_code: 503
 --- response_body_like: "code":"no_member_available"
 --- error_log eval
-qr/\[warn\] .*mcig: member 127\.0\.0\.5:1 of pool "passive" is unhealthy: requests to it failed/
+qr/\[warn\] .*mcig: member 127\.0\.0\.5:1 of pool "passive" is unhealthy: requests to it failed; it gets no traffic until 2 checks of http:\/\/127\.0\.0\.5:1\/health pass/
 
 
 
-=== TEST 5: the check's timeout may not exceed its interval
+=== TEST 5: the log names the URL checked, the pool's port, not the member's
+The check's port= (HealthCheckPolicy's port) overrides the member's own, so
+a member whose server answers may still fail its check: the line says where.
+--- http_config eval
+$Mcig::members . <<'_EOC_';
+    upstream other_port {
+        server 127.0.0.2:$TEST_NGINX_SERVER_PORT;
+        mcig_pool;
+        mcig_health_check port=1 path=/healthz interval=100ms timeout=100ms;
+    }
+_EOC_
+--- config
+    location /v1/ {
+        proxy_pass http://other_port;
+    }
+--- user_files
+>>> health-127.0.0.2
+ok
+--- init
+select(undef, undef, undef, 0.6);
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 503
+--- error_log eval
+qr/\[warn\] .*mcig: member 127\.0\.0\.2:\d+ of pool "other_port" is unhealthy: the health check of http:\/\/127\.0\.0\.2:1\/healthz failed: Could(n't| not) connect[^;]*; it gets no traffic until 2 checks pass/
+
+
+
+=== TEST 6: the check's timeout may not exceed its interval
 --- http_config
     upstream llama {
         server 127.0.0.2:8000;

@@ -55,7 +55,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: Timeout was reached/
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" from http:\/\/127\.0\.0\.2:\d+\/metrics-slow(\?\.\.\.)? failed: Timeout was reached/
 --- timeout: 3
 
 
@@ -73,7 +73,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" failed: it answered with status 5xx/
+qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" from http:\/\/127\.0\.0\.3:\d+\/metrics-500(\?\.\.\.)? failed: it answered with status 500;/
 
 
 
@@ -92,7 +92,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page is larger than the size limit/
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: the page is larger than the size limit/
 
 
 
@@ -115,7 +115,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" failed: (Transferred a partial file|Failure when receiving data)/
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "faulty" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: (Transferred a partial file|Failure when receiving data)/
 --- timeout: 3
 
 
@@ -138,8 +138,8 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-[qr/member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/,
- qr/member 127\.0\.0\.3:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/]
+[qr/member 127\.0\.0\.2:\d+ of pool "faulty" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: the page has no valid KV-cache usage/,
+ qr/member 127\.0\.0\.3:\d+ of pool "faulty" from http:\/\/127\.0\.0\.3:\d+\/metrics\S* failed: the page has no valid KV-cache usage/]
 
 
 
@@ -159,8 +159,8 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-[qr/member 127\.0\.0\.2:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/,
- qr/member 127\.0\.0\.3:\d+ of pool "faulty" failed: the page has no valid KV-cache usage/]
+[qr/member 127\.0\.0\.2:\d+ of pool "faulty" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: the page has no valid KV-cache usage/,
+ qr/member 127\.0\.0\.3:\d+ of pool "faulty" from http:\/\/127\.0\.0\.3:\d+\/metrics\S* failed: the page has no valid KV-cache usage/]
 
 
 
@@ -188,7 +188,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/member 127\.0\.0\.2:\d+ of pool "huge_page" failed: the page is larger than the size limit/
+qr/member 127\.0\.0\.2:\d+ of pool "huge_page" from http:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: the page is larger than the size limit/
 --- timeout: 5
 
 
@@ -208,4 +208,4 @@ GET /t
 --- response_body eval
 "127.0.0.2\n" x 20
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" failed/
+qr/scraping the metrics of member 127\.0\.0\.3:\d+ of pool "faulty" from http:\/\/127\.0\.0\.3:\d+\/metrics\S* failed/

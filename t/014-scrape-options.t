@@ -180,7 +180,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "unverified" failed: .*(certificate|SSL)/
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "unverified" from https:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: .*(certificate|SSL)/
 
 
 
@@ -279,7 +279,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_client_cert" failed: it answered with status other than 2xx/
+qr/scraping the metrics of member 127\.0\.0\.2:\d+ of pool "no_client_cert" from https:\/\/127\.0\.0\.2:\d+\/metrics\S* failed: it answered with status \d+;/
 
 
 

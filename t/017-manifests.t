@@ -415,6 +415,152 @@ qr{\[emerg\] .*mcig_manifests: \S+/html/a.yaml:5:1: malformed YAML: did not find
 
 
 
+=== TEST 7c: strict: unknown fields and kinds stop nginx -t, with file, line and what they are
+--- http_config
+    mcig_manifests ../html/a.yaml strict;
+
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_pool;
+    }
+--- config
+--- user_files
+>>> a.yaml
+apiVersion: networking.gke.io/v1
+kind: GCPBackendPolicy
+metadata:
+  name: p
+spec:
+  targetRef:
+    kind: InferencePool
+    name: vllm
+  default:
+    balancingMode: IN_FLIGHT
+    maxInFlightRequestPerEndpoint: 50
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+--- must_die
+--- error_log eval
+[qr{\[emerg\] .*mcig_manifests: \S+/html/a.yaml:11:5: spec.default.maxInFlightRequestPerEndpoint: this field is unknown to GCPBackendPolicy \(did you mean maxInFlightRequestsPerEndpoint\?\); strict manifests have only the fields the gateway knows},
+ qr{\[emerg\] .*mcig_manifests: \S+/html/a.yaml:14:7: kind: ConfigMap \(v1\) is not a kind the gateway uses; strict manifests have only the kinds the gateway reads},
+ qr{\[emerg\] .*mcig_manifests could not load "../html/a.yaml" in \S+/nginx.conf:\d+}]
+
+
+
+=== TEST 7d: strict is its directive's, for each of its files and globs
+--- http_config
+    mcig_manifests ../html/lenient.yaml;
+    mcig_manifests ../html/policy.yaml ../html/bad*.yaml strict;
+
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_pool;
+    }
+--- config
+--- user_files
+>>> lenient.yaml
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: c
+>>> policy.yaml
+apiVersion: networking.gke.io/v1
+kind: HealthCheckPolicy
+metadata:
+  name: h
+spec:
+  targetRef: {kind: InferencePool, name: vllm}
+  default:
+    config:
+      type: HTTP
+      httpHealthCheck: {requestPath: /health, port: 8000}
+>>> bad-1.yaml
+apiVersion: networking.gke.io/v1
+kind: HealthCheckPolicy
+metadata:
+  name: h2
+spec:
+  targetRef: {kind: InferencePool, name: vllm}
+  default:
+    checkIntervalSecs: 10
+--- must_die
+--- error_log eval
+[qr{\[warn\] .*mcig_manifests: \S+/html/lenient.yaml:2:7: kind: ConfigMap \(v1\) is not a kind the gateway uses; the object is ignored},
+ qr{\[emerg\] .*mcig_manifests: \S+/html/bad-1.yaml:8:5: spec.default.checkIntervalSecs: this field is unknown to HealthCheckPolicy \(did you mean checkIntervalSec\?\); strict manifests have only the fields the gateway knows},
+ qr{\[emerg\] .*mcig_manifests could not load "../html/bad\*.yaml" in \S+/nginx.conf:\d+}]
+
+
+
+=== TEST 7e: strict manifests that are clean load as lenient ones do
+--- http_config
+    mcig_manifests ../html/policy.yaml strict;
+
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_pool;
+    }
+--- config
+    location = /t.txt { }
+--- user_files
+>>> policy.yaml
+apiVersion: networking.gke.io/v1
+kind: HealthCheckPolicy
+metadata:
+  name: h
+spec:
+  targetRef: {kind: InferencePool, name: vllm}
+  default:
+    checkIntervalSec: 7
+    config:
+      type: HTTP
+      httpHealthCheck: {requestPath: /healthz, port: 8000}
+--- init
+main::nginx_t();
+--- request
+GET /t.txt
+--- response_body_like eval
+qr{^(?!.*mcig_manifests).*test is successful}s
+
+
+
+=== TEST 7f: "strict" anywhere but after the files is refused
+--- http_config
+    mcig_manifests strict ../html/a.yaml;
+
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_pool;
+    }
+--- config
+--- user_files
+>>> a.yaml
+apiVersion: v1
+kind: List
+items: []
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*"strict" of mcig_manifests must follow the files and globs, as its last parameter; a file of that name is written "\./strict" in \S+/nginx.conf:\d+}
+
+
+
+=== TEST 7g: "strict" alone names no manifests
+--- http_config
+    mcig_manifests strict;
+
+    upstream vllm {
+        server 127.0.0.2:8000;
+        mcig_pool;
+    }
+--- config
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*"strict" of mcig_manifests must follow the files and globs, as its last parameter}
+
+
+
 === TEST 8: the rewrite header replaces the body's model; the length follows
 --- http_config eval: $::echo_member
 --- config eval: $::echo_location

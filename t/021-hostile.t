@@ -528,7 +528,7 @@ POST /v1/completions
 {"model":"m"}
 --- error_code: 200
 --- error_log eval
-qr/scraping the metrics of member 127\.0\.0\.4:\d+ of pool "with_token" failed: it answered with status other than 2xx/
+qr/scraping the metrics of member 127\.0\.0\.4:\d+ of pool "with_token" from http:\/\/127\.0\.0\.4:\d+\/metrics\S* failed: it answered with status \d+;/
 --- no_error_log eval
 # the member (the same nginx) logs the headers it receives at debug
 [qr/^(?!.*(http header:|http script (var|value))).*t0ken-s3cret/]

@@ -1585,6 +1585,151 @@ test_unknown_fields_and_kinds(void **state)
 }
 
 
+/* the documents of test_unknown_fields_and_kinds, with a key not a string */
+static const char  *strict_yaml =
+    "apiVersion: networking.gke.io/v1\n"
+    "kind: GCPBackendPolicy\n"
+    "metadata:\n"
+    "  name: b\n"
+    "  lables: {a: b}\n"
+    "spec:\n"
+    "  targetRef: {kind: InferencePool, name: pool-a}\n"
+    "  default:\n"
+    "    timeoutSecs: 10\n"
+    "    logging: {enabled: true}\n"
+    "    ? [a, b]\n"
+    "    : 1\n"
+    "---\n"
+    "apiVersion: apps/v1\n"
+    "kind: Deployment\n"
+    "metadata: {name: vllm}\n"
+    "---\n"
+    "apiVersion: v1\n"
+    "kind: List\n"
+    "items:\n"
+    "- {apiVersion: v1, kind: Service, metadata: {name: s}}\n"
+    "- {apiVersion: v1, kind: List, items: []}\n"
+    "-\n";
+
+
+static void
+test_strict(void **state)
+{
+    const char       *pod = "kind: Pod\napiVersion: v1\n";
+    const char       *slice =
+        "apiVersion: discovery.k8s.io/v1beta1\n"
+        "kind: EndpointSlice\n"
+        "metadata:\n"
+        "  name: s\n"
+        "  labels: {inference.networking.k8s.io/pool-name: pool-a}\n"
+        "addressType: IPv4\n"
+        "endpoints:\n"
+        "- addresses: [10.0.0.1]\n"
+        "  conditions: {ready: true}\n"
+        "  topology: {kubernetes.io/hostname: n1}\n"
+        "ports: [{name: http, port: 8000, protocol: TCP}]\n";
+    mcig_manifest_t  *m;
+
+    (void) state;
+
+    /* unknown fields and kinds are errors; the rest stays as it was */
+    m = mcig_manifest_create();
+    assert_non_null(m);
+    assert_int_equal(mcig_manifest_add_known_pool(m, "pool-a", 6),
+                     MCIG_MANIFEST_OK);
+    mcig_manifest_set_strict(m, 1);
+    assert_int_equal(mcig_manifest_load_buffer(m, "t.yaml", strict_yaml,
+                                               strlen(strict_yaml)),
+                     MCIG_MANIFEST_ERROR);
+    (void) mcig_manifest_resolve(m);
+    expect_diags(m,
+        "E t.yaml:5:3: metadata.lables: this field is unknown to "
+        "GCPBackendPolicy (did you mean labels?); strict manifests have only "
+        "the fields the gateway knows\n"
+        "E t.yaml:9:5: spec.default.timeoutSecs: this field is unknown to "
+        "GCPBackendPolicy (did you mean timeoutSec?); strict manifests have "
+        "only the fields the gateway knows\n"
+        "W t.yaml:10:5: spec.default.logging: this field is not used by "
+        "the gateway and ignored\n"
+        "E t.yaml:11:7: spec.default.?: a key that is a list is not a field; "
+        "strict manifests have only the fields the gateway knows\n"
+        "E t.yaml:15:7: kind: Deployment (apps/v1) is not a kind the "
+        "gateway uses; strict manifests have only the kinds the gateway "
+        "reads\n"
+        "E t.yaml:21:26: items[0].kind: Service (v1) is not a kind the "
+        "gateway uses; strict manifests have only the kinds the gateway "
+        "reads\n"
+        "W t.yaml:22:26: items[1].kind: a List inside a List is ignored\n"
+        "W t.yaml:23:2: items[2]: an empty item is ignored\n");
+    assert_int_equal(mcig_manifest_nerrors(m), 5);
+    assert_int_equal(mcig_manifest_nwarnings(m), 3);
+    mcig_manifest_destroy(m);
+
+    /* it holds for the loads after the call, until the next */
+    m = mcig_manifest_create();
+    assert_non_null(m);
+    assert_int_equal(mcig_manifest_load_buffer(m, "a.yaml", pod,
+                                               strlen(pod)),
+                     MCIG_MANIFEST_OK);
+    mcig_manifest_set_strict(m, 1);
+    assert_int_equal(mcig_manifest_load_buffer(m, "b.yaml", pod,
+                                               strlen(pod)),
+                     MCIG_MANIFEST_ERROR);
+    mcig_manifest_set_strict(m, 0);
+    assert_int_equal(mcig_manifest_load_buffer(m, "c.yaml", pod,
+                                               strlen(pod)),
+                     MCIG_MANIFEST_OK);
+    expect_diags(m,
+        "W a.yaml:1:7: kind: Pod (v1) is not a kind the gateway uses; the "
+        "object is ignored\n"
+        "E b.yaml:1:7: kind: Pod (v1) is not a kind the gateway uses; "
+        "strict manifests have only the kinds the gateway reads\n"
+        "W c.yaml:1:7: kind: Pod (v1) is not a kind the gateway uses; the "
+        "object is ignored\n");
+    mcig_manifest_destroy(m);
+
+    /* Gateway and HTTPRoute are read for information: lenient still */
+    m = mcig_manifest_create();
+    assert_non_null(m);
+    assert_int_equal(mcig_manifest_add_known_pool(m, "pool-a", 6),
+                     MCIG_MANIFEST_OK);
+    mcig_manifest_set_strict(m, 1);
+    assert_int_equal(mcig_manifest_load_buffer(m, "t.yaml", gateway_route,
+                                               strlen(gateway_route)),
+                     MCIG_MANIFEST_OK);
+    assert_int_equal(mcig_manifest_resolve(m), MCIG_MANIFEST_OK);
+    assert_int_equal(mcig_manifest_nerrors(m), 0);
+    assert_int_equal(mcig_manifest_nroutes(m), 3);
+    mcig_manifest_destroy(m);
+
+    /* kubectl's EndpointSlices, v1beta1 with its topology, pass */
+    m = mcig_manifest_create();
+    assert_non_null(m);
+    assert_int_equal(mcig_manifest_add_known_pool(m, "pool-a", 6),
+                     MCIG_MANIFEST_OK);
+    mcig_manifest_set_strict(m, 1);
+    assert_int_equal(mcig_manifest_load_buffer(m, "s.yaml", slice,
+                                               strlen(slice)),
+                     MCIG_MANIFEST_OK);
+    assert_int_equal(mcig_manifest_resolve(m), MCIG_MANIFEST_OK);
+    expect_diags(m, "");
+    assert_int_equal(pool(m, "pool-a")->nmembers, 1);
+    mcig_manifest_destroy(m);
+
+    /* conf.d's manifests are strict-clean */
+    m = mcig_manifest_create();
+    assert_non_null(m);
+    mcig_manifest_add_known_pool(m, "vllm-llama3-8b-instruct", 23);
+    mcig_manifest_set_strict(m, 1);
+    assert_int_equal(mcig_manifest_load_glob(m, "conf.d/*.yaml"),
+                     MCIG_MANIFEST_OK);
+    assert_int_equal(mcig_manifest_resolve(m), MCIG_MANIFEST_OK);
+    assert_int_equal(mcig_manifest_nerrors(m), 0);
+    assert_int_equal(mcig_manifest_nwarnings(m), 1);
+    mcig_manifest_destroy(m);
+}
+
+
 static void
 test_malformed_yaml(void **state)
 {
@@ -2271,6 +2416,7 @@ main(void)
         cmocka_unit_test(test_health_timeouts),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_unknown_fields_and_kinds),
+        cmocka_unit_test(test_strict),
         cmocka_unit_test(test_malformed_yaml),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_multi_document),
