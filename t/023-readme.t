@@ -11,7 +11,7 @@
 # Only what the test machine needs changes: the module's path, the access
 # log's path, the listen port and the members' addresses (each replacement
 # must match, so that a changed example is noticed here), plus the temp
-# paths, pid and error log of a private prefix.  Everything listens on
+# paths, pid and error log of a private prefix (build/readme-test/).  Everything listens on
 # loopback on TEST_NGINX_PORT: the gateway on 127.0.0.1, the members on
 # 127.0.0.2 and up.
 
@@ -29,8 +29,9 @@ my $root = abs_path('.');
 my $module = $ENV{TEST_NGINX_LOAD_MODULES}
              || "$root/build/ngx_http_upstream_mcig_module.so";
 my $port = $ENV{TEST_NGINX_PORT} || 1984;
-my $servroot = abs_path($ENV{TEST_NGINX_SERVROOT} || 't/servroot');
-my $dir = "$servroot/readme";
+# not under Test::Nginx's servroot, which the next file must be able to
+# remove; kept after the run for a look at the logs
+my $dir = "$root/build/readme-test";
 
 # --- what README.md says ----------------------------------------------
 
