@@ -20,22 +20,25 @@ use warnings;
 use Test::More;
 use File::Path qw(make_path remove_tree);
 use Cwd qw(abs_path);
+use FindBin;
 use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
 my $nginx = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
-my $root = abs_path('.');
+# the repository (util/compat.sh runs the suite from a directory of its own,
+# with t/ linked)
+my $root = abs_path("$FindBin::Bin/..");
 my $module = $ENV{TEST_NGINX_LOAD_MODULES}
              || "$root/build/ngx_http_upstream_mcig_module.so";
 my $port = $ENV{TEST_NGINX_PORT} || 1984;
 # not under Test::Nginx's servroot, which the next file must be able to
 # remove; kept after the run for a look at the logs
-my $dir = "$root/build/readme-test";
+my $dir = abs_path('.') . "/build/readme-test";
 
 # --- what README.md says ----------------------------------------------
 
-open(my $fh, '<', 'README.md') or die "README.md: $!";
+open(my $fh, '<', "$root/README.md") or die "README.md: $!";
 my $readme = do { local $/; <$fh> };
 close($fh);
 
