@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ngx_mcig_module as a dynamic module for the installed nginx, with
 # nginx-dev's configure script and the flags Debian built nginx with, into
-# build/ngx_mcig_module.so.
+# build/ngx_http_upstream_mcig_module.so.
 #
 #   NGINX_SRC=/path/to/nginx-source util/build.sh   builds against another
 #   nginx source tree instead (configured with --with-compat).
@@ -57,8 +57,11 @@ if grep -q 'warning:' "$out/make.log"; then
     exit 1
 fi
 
-# nginx names a dynamic module after its first module.  Copy, then rename:
-# overwriting the file in place would crash an nginx that has it loaded.
-cp "$tree/objs/ngx_http_upstream_mcig_module.so" "$out/ngx_mcig_module.so.new"
-mv -f "$out/ngx_mcig_module.so.new" "$out/ngx_mcig_module.so"
-echo "build: $out/ngx_mcig_module.so"
+# nginx names a dynamic module after its first module; the file keeps that
+# name, so that what nginx's own ./configure builds is what the docs load.
+# Copy, then rename into place: overwriting the file in place would crash an
+# nginx that has it loaded.
+so=ngx_http_upstream_mcig_module.so
+cp "$tree/objs/$so" "$out/$so.new"
+mv -f "$out/$so.new" "$out/$so"
+echo "build: $out/$so"

@@ -64,7 +64,7 @@ note() {
 
 # run_suite LABEL NGINX MODULE WORKERS: the Test::Nginx suite with that nginx
 # binary and module, from a directory of its own (build/compat/run-LABEL:
-# t/ and conf.d/ linked, build/ngx_mcig_module.so being MODULE, for
+# t/ and conf.d/ linked, build/ngx_http_upstream_mcig_module.so being MODULE, for
 # t/008-conf-d.t) with its own server root.
 run_suite() {
     local label=$1 binary=$2 module=$3 n=$4 dir counts t0 ok bad
@@ -72,7 +72,7 @@ run_suite() {
     mkdir -p "$dir/build"
     ln -sfn "$root/t" "$dir/t"
     ln -sfn "$root/conf.d" "$dir/conf.d"
-    ln -sfn "$module" "$dir/build/ngx_mcig_module.so"
+    ln -sfn "$module" "$dir/build/ngx_http_upstream_mcig_module.so"
     counts="$dir/counts"
     rm -f "$counts"
 

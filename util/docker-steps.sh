@@ -45,7 +45,7 @@ stage_files() {
     local dest=$1 prefix=${2:-/opt/ngx_mcig_module}
     local d="$dest$prefix"
     install -d "$d/build/run" "$d/conf.d" "$d/util"
-    install -m 644 "$root/build/ngx_mcig_module.so" "$d/build/ngx_mcig_module.so"
+    install -m 644 "$root/build/ngx_http_upstream_mcig_module.so" "$d/build/ngx_http_upstream_mcig_module.so"
     install -m 644 "$root"/conf.d/* "$d/conf.d/"
     # the repository's conf.d listens on loopback; in the image it listens
     # on every address of the container, so that "docker run -p" reaches it
@@ -125,7 +125,7 @@ step_ci() {
 
     # COPY --from=build /stage/ /  ...the final stage's tree
     p="$tmp/stage/opt/ngx_mcig_module"
-    for f in build/ngx_mcig_module.so conf.d/nginx.conf util/docker-steps.sh; do
+    for f in build/ngx_http_upstream_mcig_module.so conf.d/nginx.conf util/docker-steps.sh; do
         [ -s "$p/$f" ] || ci_fail "the final stage lacks $f"
     done
     [ -d "$p/build/run" ] || ci_fail "the final stage lacks build/run"
@@ -136,7 +136,7 @@ step_ci() {
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
             || ci_fail "runtime package $pkg is not installed here (util/setup.sh installs its -dev)"
     done
-    so="$p/build/ngx_mcig_module.so"
+    so="$p/build/ngx_http_upstream_mcig_module.so"
     for lib in $(objdump -p "$so" | awk '$1 == "NEEDED" { print $2 }'); do
         line=$(ldconfig -p | awk -v l="$lib" '$1 == l && !found { print $NF; found = 1 }')
         [ -n "$line" ] || ci_fail "$lib, needed by the module, is not installed"

@@ -140,7 +140,7 @@ spill_stop() {
     SPILL_PID=""
 }
 
-if [ ! -f build/ngx_mcig_module.so ]; then
+if [ ! -f build/ngx_http_upstream_mcig_module.so ]; then
     bash util/build.sh || { echo "0 passed, 1 failed"; exit 1; }
 fi
 

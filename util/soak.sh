@@ -78,7 +78,7 @@ zone_kb() {
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null; }
 
 soak_run() {
-    if [ ! -f build/ngx_mcig_module.so ]; then
+    if [ ! -f build/ngx_http_upstream_mcig_module.so ]; then
         bash util/build.sh || { echo "RESULT: FAIL (build)"; exit 1; }
     fi
 

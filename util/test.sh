@@ -159,7 +159,7 @@ if [ -n "$reports" ]; then
 fi
 
 export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-/usr/sbin/nginx}
-export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$root/build/ngx_mcig_module.so}
+export TEST_NGINX_LOAD_MODULES=${TEST_NGINX_LOAD_MODULES:-$root/build/ngx_http_upstream_mcig_module.so}
 
 files=("$@")
 if [ "${#files[@]}" = 0 ]; then

@@ -97,7 +97,7 @@ WORK = os.path.join(OUT, "work")
 RUNS = os.path.join(OUT, "runs")
 SIM = os.path.join(ROOT, "util", "sim", "vllm_sim.py")
 LOADGEN = os.path.join(ROOT, "util", "sim", "loadgen.py")
-MODULE = os.path.join(ROOT, "build", "ngx_mcig_module.so")
+MODULE = os.path.join(ROOT, "build", "ngx_http_upstream_mcig_module.so")
 NGINX = os.environ.get("MCIG_NGINX", "/usr/sbin/nginx")
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 

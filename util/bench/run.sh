@@ -177,7 +177,7 @@ http {
 EOC
 
 cat > "$work/gateway.conf" <<EOC
-load_module $root/build/ngx_mcig_module.so;
+load_module $root/build/ngx_http_upstream_mcig_module.so;
 daemon on;
 worker_processes 1;
 error_log $work/logs/gateway.log warn;

@@ -99,7 +99,7 @@ gateway_conf() {    # gateway_conf on|off
         scrape="mcig_metrics ${interval:+interval=$interval}; mcig_balancing_mode custom_metrics;"
     fi
     cat > "$work/gateway-$1.conf" <<EOC
-load_module $root/build/ngx_mcig_module.so;
+load_module $root/build/ngx_http_upstream_mcig_module.so;
 daemon on;
 worker_processes 1;
 error_log $work/logs/gateway-$1.log info;
