@@ -209,7 +209,7 @@ cat > "$work/summary.pl" <<'EOF'
 use strict;
 use warnings;
 
-my ($mode, $log) = @ARGV;
+my ($mode, $log, $rewrites) = @ARGV;
 open my $in, '<', $log or die "$log: $!\n";
 
 my (%r, @order, $cur);
@@ -238,8 +238,8 @@ while (<$in>) {
         } else {
             $t->{ok}++;
         }
-    } elsif (/^Failed \d+\/\d+ subtests|^Dubious|^All \d+ subtests passed/) {
-        $t->{died} = 1 if /^Dubious/;
+    } elsif (/^Dubious, test returned (\d+)/) {
+        $t->{died} = $1 == 124 || $1 == 137 ? 'timed out' : "exit $1";
     }
 }
 
@@ -261,7 +261,8 @@ for my $f (@order) {
     $failed += @{$t->{fail}};
     my @why = @{$t->{fail}};
     if ($seen < $t->{plan}) {
-        push @why, ($t->{plan} - $seen) . " not run (died or timed out)";
+        push @why, ($t->{plan} - $seen) . " not run ("
+            . ($t->{died} // 'died') . ")";
         $failed += $t->{plan} - $seen;
     }
     push @bad, map { "  $f: $_" } @why;
@@ -272,18 +273,37 @@ printf "%s: %d files, %d run, %d skipped; %d subtests, %d passed, "
     $mode, $files, $ran, scalar @skipped, $planned, $ok, $sk, $todo, $failed;
 print "$mode: failed:\n", join("\n", @bad), "\n" if @bad;
 print "$mode: skipped: ", join(', ', @skipped), "\n" if @skipped;
+
+# pool: the same over the files that ran with mcig_pool in an upstream.
+exit unless defined $rewrites;
+open my $rw, '<', $rewrites or die "$rewrites: $!\n";
+my %pools;
+/^(\S+)\t\S+\tmcig_pool$/ and $pools{$1}++ while <$rw>;
+my ($n, $u, $p, $fl) = (0) x 4;
+for my $f (grep { $pools{$_} && !defined $r{$_}{skip} } @order) {
+    my $t = $r{$f};
+    $n++;
+    $u += $pools{$f};
+    $p += $t->{plan};
+    $fl += @{$t->{fail}};
+    my $seen = $t->{ok} + $t->{todo} + $t->{skipped} + @{$t->{fail}};
+    $fl += $t->{plan} - $seen if $seen < $t->{plan};
+}
+print "$mode: with mcig_pool: $n files run ($u upstreams), $p subtests, "
+    . "$fl failed\n";
 EOF
 
 run() {
-    local m=$1 copy=$work/$1 globals="load_module $so;"
+    local m=$1 copy=$work/$1 globals="load_module $so;" rewrites=
     [ "$m" != bare ] || globals=
-    mkdir -p -m 755 "$copy" "$work/tmp-$m"
+    mkdir -m 755 "$copy" "$work/tmp-$m"
     cp -a "$tests/lib" "$copy/"
     for f in "${files[@]}"; do cp -a "$tests/$f" "$copy/"; done
 
     if [ "$m" = pool ]; then
         (cd "$copy" && perl "$work/rewrite.pl" "${files[@]}") \
             > "$logs/pool-rewrites.txt"
+        rewrites=$logs/pool-rewrites.txt
         echo "pool: mcig_pool put into" \
             "$(grep -c $'\tmcig_pool$' "$logs/pool-rewrites.txt" || true)" \
             "upstreams, $(grep -c $'\tleft\t' "$logs/pool-rewrites.txt" \
@@ -299,7 +319,8 @@ run() {
         prove -v --exec "timeout -k 10 $timeout perl -I$copy/lib \
             -I$work/shim -MMcigNginxTests" "${files[@]}") \
         > "$logs/$m.log" 2>&1 || true
-    perl "$work/summary.pl" "$m" "$logs/$m.log" | tee "$logs/$m.summary"
+    perl "$work/summary.pl" "$m" "$logs/$m.log" \
+        ${rewrites:+"$rewrites"} | tee "$logs/$m.summary"
 }
 
 case $mode in
