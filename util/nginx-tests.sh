@@ -2,7 +2,7 @@
 # Runs nginx's own functional tests (nginx-tests) against the module: is it a
 # drop-in?  Not run in CI; nginx-tests is not part of this repository.
 #
-#   util/nginx-tests.sh [--tests DIR] [plain|pool|all] [FILE.t ...]
+#   util/nginx-tests.sh [--tests DIR] [plain|pool|bare|all] [FILE.t ...]
 #
 # DIR (or NGINX_TESTS=DIR) is a checkout of nginx-tests:
 #   git clone https://github.com/nginx/nginx-tests.git
