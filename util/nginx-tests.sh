@@ -21,7 +21,7 @@
 # and non_idempotent tests.  Environment:
 #   TEST_NGINX_BINARY    nginx to test (default /usr/sbin/nginx)
 #   TEST_NGINX_MODULES   its dynamic modules (default: nginx's --modules-path)
-#   MCIG_SO              the module (default build/ngx_mcig_module.so, built
+#   MCIG_SO              the module (default build/ngx_http_upstream_mcig_module.so, built
 #                        first by util/build.sh)
 #   NGINX_TESTS_TIMEOUT  seconds per file before it is killed (default 180)
 #   NGINX_TESTS_KEEP=1   keep the private copy and the tests' directories
@@ -72,7 +72,7 @@ export TEST_NGINX_MODULES
 so=${MCIG_SO:-}
 if [ -z "$so" ]; then
     "$root/util/build.sh" >/dev/null
-    so=$root/build/ngx_mcig_module.so
+    so=$root/build/ngx_http_upstream_mcig_module.so
 fi
 so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
 [ -f "$so" ] || { echo "nginx-tests: no module $so" >&2; exit 2; }
