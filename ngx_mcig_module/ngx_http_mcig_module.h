@@ -91,6 +91,12 @@ typedef struct {
     ngx_atomic_t                    requests;
     ngx_atomic_t                    failures;
 
+    /* passive outlier detection, from the responses themselves */
+    ngx_atomic_t                    consecutive_failures;
+    ngx_atomic_t                    ejected_until;    /* ngx_current_msec */
+    ngx_atomic_t                    ejections;
+    ngx_atomic_t                    ejection_level;   /* x ejection time */
+
     /*
      * Load signals from the member's /metrics, written only by the worker
      * holding the scrape lease; readers retry while metrics_seq is odd or
@@ -330,6 +336,12 @@ typedef struct {
 
     /* mcig_session_affinity: the header's name, lowercase; empty: off */
     ngx_str_t                       session_header;
+
+    /* mcig_outlier_detection; consecutive 0: off */
+    ngx_uint_t                      outlier_consecutive;
+    ngx_msec_t                      outlier_ejection;
+    ngx_msec_t                      outlier_max_ejection;
+    ngx_uint_t                      outlier_max_ejected;  /* percent */
 
     /* what mcig_manifests attach to the pool's name, NULL if nothing */
     const mcig_manifest_pool_t     *manifest;

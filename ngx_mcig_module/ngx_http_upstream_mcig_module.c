@@ -104,6 +104,10 @@ static void ngx_http_upstream_mcig_collect(ngx_log_t *log);
 
 static char *ngx_http_upstream_mcig_pool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static void ngx_http_upstream_mcig_outlier(
+    ngx_http_upstream_mcig_peer_data_t *pd, ngx_uint_t failed);
+static char *ngx_http_upstream_mcig_outlier_detection(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_http_upstream_mcig_metrics(ngx_conf_t *cf,
@@ -193,6 +197,13 @@ static ngx_command_t  ngx_http_upstream_mcig_commands[] = {
     { ngx_string("mcig_pool"),
       NGX_HTTP_UPS_CONF|NGX_CONF_NOARGS,
       ngx_http_upstream_mcig_pool,
+      NGX_HTTP_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcig_outlier_detection"),
+      NGX_HTTP_UPS_CONF|NGX_CONF_1MORE,
+      ngx_http_upstream_mcig_outlier_detection,
       NGX_HTTP_SRV_CONF_OFFSET,
       0,
       NULL },
@@ -344,6 +355,10 @@ ngx_http_upstream_init_mcig(ngx_conf_t *cf, ngx_http_upstream_srv_conf_t *us)
     ngx_conf_init_uint_value(pool->mode, NGX_HTTP_MCIG_IN_FLIGHT);
     ngx_conf_init_uint_value(pool->max_utilization, 80);
     ngx_conf_init_uint_value(pool->max_queue, 5);
+    ngx_conf_init_uint_value(pool->outlier_consecutive, 5);
+    ngx_conf_init_msec_value(pool->outlier_ejection, 30000);
+    ngx_conf_init_msec_value(pool->outlier_max_ejection, 300000);
+    ngx_conf_init_uint_value(pool->outlier_max_ejected, 50);
 
     if (pool->mode == NGX_HTTP_MCIG_CUSTOM_METRICS && pool->metrics == NULL) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -969,6 +984,8 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
 {
     ngx_http_upstream_mcig_peer_data_t  *pd = data;
 
+    ngx_uint_t                    failed;
+    ngx_http_upstream_t          *u;
     ngx_http_mcig_member_node_t  *node;
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->log, 0,
@@ -976,6 +993,19 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
 
     if (pd->member) {
         node = pd->member->node;
+
+        /*
+         * A quick 500 is a failure as much as a refused connection, to
+         * outlier detection, whether or not proxy_next_upstream retries it
+         */
+        u = pd->ctx->request->upstream;
+        failed = (state & NGX_PEER_FAILED)
+                 || (u && u->headers_in.status_n
+                          >= NGX_HTTP_INTERNAL_SERVER_ERROR);
+
+        if (pd->pool->outlier_consecutive) {
+            ngx_http_upstream_mcig_outlier(pd, failed);
+        }
 
         (void) ngx_atomic_fetch_add(&node->in_flight, -1);
         (void) ngx_atomic_fetch_add(&node->ended, 1);
@@ -1009,6 +1039,90 @@ ngx_http_upstream_free_mcig_peer(ngx_peer_connection_t *pc, void *data,
         /* no retry once the pool's deadline has passed */
         pc->tries = 0;
     }
+}
+
+
+/*
+ * Passive outlier detection, as Envoy's consecutive 5xx: a member whose
+ * last requests all failed (5xx or no answer) is ejected, for the
+ * ejection time times the number of times in a row it was, up to
+ * max_ejection, so that a member that fails fast stops drawing the
+ * traffic its short requests make room for.  No more than max_ejected of
+ * the pool (at least one of two or more) is ejected at a time, and never
+ * the last member that is healthy: a pool that fails as a whole is
+ * answered by its members, not by 503.  A success resets the count and,
+ * once back, the growing time.
+ */
+
+static void
+ngx_http_upstream_mcig_outlier(ngx_http_upstream_mcig_peer_data_t *pd,
+    ngx_uint_t failed)
+{
+    ngx_msec_t                          ejection;
+    ngx_uint_t                          i, ejected, healthy, bound;
+    ngx_atomic_uint_t                   n;
+    ngx_http_mcig_member_node_t        *node, *other;
+    ngx_http_upstream_mcig_srv_conf_t  *pool;
+
+    pool = pd->pool;
+    node = pd->member->node;
+
+    if (!failed) {
+        if (node->consecutive_failures) {
+            node->consecutive_failures = 0;
+        }
+
+        if (node->ejection_level
+            && (ngx_msec_int_t) (ngx_current_msec - node->ejected_until) > 0)
+        {
+            node->ejection_level = 0;
+        }
+
+        return;
+    }
+
+    n = ngx_atomic_fetch_add(&node->consecutive_failures, 1) + 1;
+
+    if (n < pool->outlier_consecutive
+        || (ngx_msec_int_t) (node->ejected_until - ngx_current_msec) > 0)
+    {
+        return;
+    }
+
+    ejected = 0;
+    healthy = 0;
+
+    for (i = 0; i < pool->nmembers; i++) {
+        other = pool->members[i].node;
+
+        if ((ngx_msec_int_t) (other->ejected_until - ngx_current_msec) > 0) {
+            ejected++;
+
+        } else if (!other->unhealthy && other != node) {
+            healthy++;
+        }
+    }
+
+    bound = ngx_max(pool->nmembers * pool->outlier_max_ejected / 100, 1);
+
+    if (pool->nmembers < 2 || ejected >= bound || healthy == 0) {
+        return;
+    }
+
+    node->consecutive_failures = 0;
+
+    ejection = pool->outlier_ejection * (node->ejection_level + 1);
+    ejection = ngx_min(ejection, pool->outlier_max_ejection);
+
+    node->ejected_until = ngx_current_msec + ejection;
+    node->ejection_level++;
+    (void) ngx_atomic_fetch_add(&node->ejections, 1);
+
+    ngx_log_error(NGX_LOG_WARN, pd->ctx->request->connection->log, 0,
+                  "mcig: member %V of pool \"%V\" is ejected for %M ms: "
+                  "its last %ui requests failed",
+                  &pd->member->name, &pool->upstream->host, ejection,
+                  (ngx_uint_t) n);
 }
 
 
@@ -1103,6 +1217,12 @@ ngx_http_upstream_mcig_usable(ngx_http_upstream_mcig_peer_data_t *pd,
     }
 
     if (peer->down || pd->pool->members[i].node->unhealthy) {
+        return 0;
+    }
+
+    if ((ngx_msec_int_t) (pd->pool->members[i].node->ejected_until
+                          - ngx_current_msec) > 0)
+    {
         return 0;
     }
 
@@ -2969,6 +3089,98 @@ ngx_http_upstream_mcig_session_affinity(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
+/*
+ * mcig_outlier_detection off | [consecutive=number] [ejection=time]
+ *     [max_ejection=time] [max_ejected=percent];
+ */
+
+static char *
+ngx_http_upstream_mcig_outlier_detection(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_upstream_mcig_srv_conf_t  *pool = conf;
+
+    ngx_int_t    n;
+    ngx_str_t   *value, v;
+    ngx_uint_t   i;
+    ngx_msec_t   t;
+
+    if (pool->outlier_consecutive != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        pool->outlier_consecutive = 0;
+        return NGX_CONF_OK;
+    }
+
+    pool->outlier_consecutive = 5;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (ngx_http_upstream_mcig_arg(&value[i], "consecutive=", &v)) {
+            n = ngx_atoi(v.data, v.len);
+
+            if (n < 1 || n > 1000) {
+                goto invalid;
+            }
+
+            pool->outlier_consecutive = n;
+            continue;
+        }
+
+        if (ngx_http_upstream_mcig_arg(&value[i], "max_ejected=", &v)) {
+            if (v.len && v.data[v.len - 1] == '%') {
+                v.len--;
+            }
+
+            n = ngx_atoi(v.data, v.len);
+
+            if (n < 1 || n > 100) {
+                goto invalid;
+            }
+
+            pool->outlier_max_ejected = n;
+            continue;
+        }
+
+        if (ngx_http_upstream_mcig_arg(&value[i], "ejection=", &v)
+            || ngx_http_upstream_mcig_arg(&value[i], "max_ejection=", &v))
+        {
+            t = ngx_parse_time(&v, 0);
+
+            if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
+                goto invalid;
+            }
+
+            if (value[i].data[0] == 'e') {
+                pool->outlier_ejection = t;
+
+            } else {
+                pool->outlier_max_ejection = t;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" of mcig_outlier_detection: "
+                       "\"off\" or consecutive=1..1000, ejection=time, "
+                       "max_ejection=time, max_ejected=1..100%% are expected",
+                       &value[i]);
+    return NGX_CONF_ERROR;
+}
+
+
 static char *
 ngx_http_upstream_mcig_max_in_flight(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
@@ -3465,6 +3677,7 @@ ngx_http_upstream_mcig_init_main_conf(ngx_conf_t *cf, void *conf)
                 || pool->region_confs
                 || pool->objectives
                 || pool->scoring
+                || pool->outlier_consecutive != NGX_CONF_UNSET_UINT
                 || pool->session_header.len))
         {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
@@ -3533,6 +3746,10 @@ ngx_http_upstream_mcig_create_srv_conf(ngx_conf_t *cf)
     conf->mode = NGX_CONF_UNSET_UINT;
     conf->max_utilization = NGX_CONF_UNSET_UINT;
     conf->max_queue = NGX_CONF_UNSET_UINT;
+    conf->outlier_consecutive = NGX_CONF_UNSET_UINT;
+    conf->outlier_ejection = NGX_CONF_UNSET_MSEC;
+    conf->outlier_max_ejection = NGX_CONF_UNSET_MSEC;
+    conf->outlier_max_ejected = NGX_CONF_UNSET_UINT;
 
     return conf;
 }
