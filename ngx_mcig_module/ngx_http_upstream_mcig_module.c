@@ -118,6 +118,7 @@ static char *ngx_http_upstream_mcig_health_check(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static ngx_uint_t ngx_http_upstream_mcig_arg(ngx_str_t *arg, char *name,
     ngx_str_t *value);
+static ngx_int_t ngx_http_upstream_mcig_percent(ngx_str_t *value);
 static ngx_int_t ngx_http_upstream_mcig_probe_param(ngx_str_t *arg,
     ngx_uint_t *port, ngx_str_t *path, ngx_msec_t *interval,
     ngx_msec_t *timeout);
@@ -2181,6 +2182,26 @@ ngx_http_upstream_mcig_arg(ngx_str_t *arg, char *name, ngx_str_t *value)
 }
 
 
+/* "25%" or "25": 0..100, or NGX_ERROR */
+
+static ngx_int_t
+ngx_http_upstream_mcig_percent(ngx_str_t *value)
+{
+    ngx_int_t  n;
+    ngx_str_t  v;
+
+    v = *value;
+
+    if (v.len && v.data[v.len - 1] == '%') {
+        v.len--;
+    }
+
+    n = ngx_atoi(v.data, v.len);
+
+    return (n > 100) ? NGX_ERROR : n;
+}
+
+
 /*
  * The parameters that mcig_metrics and mcig_health_check share: port=,
  * path=, interval= and timeout=.  NGX_OK when arg was one of them,
@@ -3103,7 +3124,7 @@ ngx_http_upstream_mcig_outlier_detection(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_int_t    n;
     ngx_str_t   *value, v;
     ngx_uint_t   i;
-    ngx_msec_t   t;
+    ngx_msec_t   t, *ms;
 
     if (pool->outlier_consecutive != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -3132,13 +3153,9 @@ ngx_http_upstream_mcig_outlier_detection(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (ngx_http_upstream_mcig_arg(&value[i], "max_ejected=", &v)) {
-            if (v.len && v.data[v.len - 1] == '%') {
-                v.len--;
-            }
+            n = ngx_http_upstream_mcig_percent(&v);
 
-            n = ngx_atoi(v.data, v.len);
-
-            if (n < 1 || n > 100) {
+            if (n < 1) {
                 goto invalid;
             }
 
@@ -3146,22 +3163,25 @@ ngx_http_upstream_mcig_outlier_detection(ngx_conf_t *cf, ngx_command_t *cmd,
             continue;
         }
 
-        if (ngx_http_upstream_mcig_arg(&value[i], "ejection=", &v)
-            || ngx_http_upstream_mcig_arg(&value[i], "max_ejection=", &v))
+        ms = NULL;
+
+        if (ngx_http_upstream_mcig_arg(&value[i], "ejection=", &v)) {
+            ms = &pool->outlier_ejection;
+
+        } else if (ngx_http_upstream_mcig_arg(&value[i], "max_ejection=",
+                                              &v))
         {
+            ms = &pool->outlier_max_ejection;
+        }
+
+        if (ms) {
             t = ngx_parse_time(&v, 0);
 
             if (t == (ngx_msec_t) NGX_ERROR || t == 0) {
                 goto invalid;
             }
 
-            if (value[i].data[0] == 'e') {
-                pool->outlier_ejection = t;
-
-            } else {
-                pool->outlier_max_ejection = t;
-            }
-
+            *ms = t;
             continue;
         }
 
@@ -3360,12 +3380,8 @@ ngx_http_upstream_mcig_regions(ngx_conf_t *cf, ngx_command_t *cmd,
         }
 
         if (pct) {
-            if (s.len && s.data[s.len - 1] == '%') {
-                s.len--;
-            }
-
-            n = ngx_atoi(s.data, s.len);
-            if (n < 0 || n > 100) {
+            n = ngx_http_upstream_mcig_percent(&s);
+            if (n == NGX_ERROR) {
                 goto invalid;
             }
 
