@@ -36,6 +36,8 @@ enum {
     F_MEMBER_FAILURES,
     F_MEMBER_IN_FLIGHT,
     F_MEMBER_HEALTHY,
+    F_MEMBER_EJECTED,
+    F_MEMBER_EJECTIONS,
     F_MEMBER_KV_CACHE,
     F_MEMBER_WAITING,
     F_MEMBER_RUNNING,
@@ -120,6 +122,10 @@ static const family_t  families[F_COUNT] = {
       "Requests in flight to the member, across all workers.", "gauge" },
     { "mcig_member_healthy",
       "1 when the member takes traffic, 0 when unhealthy.", "gauge" },
+    { "mcig_member_ejected",
+      "1 while outlier detection keeps the member out, else 0.", "gauge" },
+    { "mcig_member_ejections_total",
+      "Times outlier detection ejected the member.", "counter" },
     { "mcig_member_kv_cache_usage",
       "Scraped KV-cache usage (0..1), when fresh.", "gauge" },
     { "mcig_member_waiting_requests",
@@ -780,6 +786,12 @@ json_members(cJSON *p, const mcig_status_pool_t *pool, int *failed)
         json_number(item, "requests", (double) m->requests, failed);
         json_number(item, "failures", (double) m->failures, failed);
 
+        if (pool->outlier_detection) {
+            json_bool(item, "ejected", m->ejected, failed);
+            json_number(item, "ejected_ms", (double) m->ejected_ms, failed);
+            json_number(item, "ejections", (double) m->ejections, failed);
+        }
+
         if (pool->health_checks) {
             json_add(item, "health_check_age_ms",
                      m->health_checked
@@ -1066,7 +1078,16 @@ prom_family(out_t *o, const mcig_status_pool_t *pool, unsigned family)
         return;
     }
 
-    /* the members' families; the scraper's only when it scrapes */
+    /*
+     * the members' families; outlier detection's only when it is on,
+     * the scraper's only when it scrapes
+     */
+
+    if ((family == F_MEMBER_EJECTED || family == F_MEMBER_EJECTIONS)
+        && !pool->outlier_detection)
+    {
+        return;
+    }
 
     if ((family == F_MEMBER_SCRAPES || family == F_MEMBER_SCRAPE_ERRORS
          || family == F_MEMBER_SCRAPE_DURATION)
@@ -1100,6 +1121,8 @@ prom_member(out_t *o, const mcig_status_pool_t *pool,
     case F_MEMBER_FAILURES:    out_u64(o, m->failures); break;
     case F_MEMBER_IN_FLIGHT:   out_i64(o, m->in_flight); break;
     case F_MEMBER_HEALTHY:     out_u64(o, m->healthy ? 1 : 0); break;
+    case F_MEMBER_EJECTED:     out_u64(o, m->ejected ? 1 : 0); break;
+    case F_MEMBER_EJECTIONS:   out_u64(o, m->ejections); break;
     case F_MEMBER_KV_CACHE:    out_fixed(o, m->kv_ppm, 1000000, 6); break;
     case F_MEMBER_WAITING:     out_u64(o, m->waiting); break;
     case F_MEMBER_RUNNING:     out_u64(o, m->running); break;

@@ -114,7 +114,12 @@ typedef struct {
     uint64_t                        metrics_age_ms;
     uint64_t                        dispatched;   /* since the last scrape */
 
+    /* passive outlier detection, when the pool has it */
+    uint64_t                        ejections;
+    uint64_t                        ejected_ms;   /* left of the ejection */
+
     unsigned                        healthy:1;
+    unsigned                        ejected:1;
     unsigned                        health_checked:1;  /* age is known */
     unsigned                        metrics_fresh:1;
 } mcig_status_member_t;
@@ -193,6 +198,7 @@ typedef struct {
     unsigned                        dry_run:1;
     unsigned                        regional:1;        /* mcig_regions */
     unsigned                        health_checks:1;
+    unsigned                        outlier_detection:1;
     unsigned                        scraping:1;        /* mcig_metrics */
 } mcig_status_pool_t;
 

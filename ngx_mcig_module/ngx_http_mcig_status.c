@@ -243,6 +243,7 @@ ngx_http_mcig_status_pool(ngx_pool_t *p,
     sp->dry_run = pool->dry_run ? 1 : 0;
     sp->regional = (pool->regions != NULL);
     sp->health_checks = pool->health ? 1 : 0;
+    sp->outlier_detection = (pool->outlier_consecutive != 0);
     sp->scraping = (pool->metrics != NULL);
 
     sp->saturated = node->saturated;
@@ -325,6 +326,7 @@ static void
 ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
     ngx_http_mcig_member_t *member, mcig_status_member_t *sm)
 {
+    ngx_msec_int_t                ejected;
     ngx_http_mcig_load_t          ml;
     ngx_http_mcig_metrics_t       metrics;
     ngx_http_mcig_member_node_t  *node;
@@ -340,6 +342,15 @@ ngx_http_mcig_status_member(ngx_http_upstream_mcig_srv_conf_t *pool,
     sm->capacity = member->capacity;
     sm->requests = node->requests;
     sm->failures = node->failures;
+
+    ejected = (ngx_msec_int_t) (node->ejected_until - ngx_current_msec);
+
+    if (pool->outlier_consecutive && ejected > 0) {
+        sm->ejected = 1;
+        sm->ejected_ms = (uint64_t) ejected;
+    }
+
+    sm->ejections = node->ejections;
 
     /* what the regions' utilization adds up */
     if (pool->regions && sm->healthy) {

@@ -55,14 +55,14 @@ _EOC_
                 1 .. 40)
 . "\n"
 --- request eval
-["GET /t.html", "GET /t.html"]
+["GET /t.html", "GET /t.html", "GET /status"]
 --- response_body_filters eval
 sub {
     my ($body) = @_;
 
     # the status: each member's address, whether ejected, how many times
     if ($body =~ /^\{/) {
-        my @m = $body =~ /"address":"127\.0\.0\.([23]):\d+".*?"ejected":(true|false),"ejections":(\d+)/g;
+        my @m = $body =~ /"address":"127\.0\.0\.([23]):\d+".*?"ejected":(true|false),"ejected_ms":\d+,"ejections":(\d+)/g;
         return "@m\n";
     }
 
@@ -71,7 +71,8 @@ sub {
     CORE::join(" ", map { "$_=$count{$_}" } sort keys %count) . "\n";
 }
 --- response_body eval
-["127.0.0.2=35 fail 127.0.0.3=5\n", "127.0.0.2=40\n"]
+["127.0.0.2=35 fail 127.0.0.3=5\n", "127.0.0.2=40\n",
+ "2 false 0 3 true 1\n"]
 --- no_error_log
 [alert]
 

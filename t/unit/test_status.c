@@ -98,6 +98,9 @@ small(mcig_status_t *st, mcig_status_pool_t *pools)
     m->in_flight = -1;
     m->capacity = 8;
     m->scrape_errors = 5;
+    m->ejected = 1;
+    m->ejected_ms = 1500;
+    m->ejections = 3;
 
     m = &members_b[0];
     m->address.data = "10.0.0.3:8000";
@@ -153,6 +156,7 @@ small(mcig_status_t *st, mcig_status_pool_t *pools)
     pools[0].custom_metrics = 1;
     pools[0].regional = 1;
     pools[0].health_checks = 1;
+    pools[0].outlier_detection = 1;
     pools[0].scraping = 1;
 
     pools[1].name.data = "b";
@@ -189,13 +193,15 @@ static const char  small_json[] =
     "\"utilization\":0,\"drained\":true,\"requests\":12}],"
     "\"members\":[{\"address\":\"10.0.0.1:8000\",\"region\":\"eu\","
     "\"cluster\":\"c1\",\"healthy\":true,\"in_flight\":2,\"capacity\":4,"
-    "\"requests\":5000000000,\"failures\":1,\"health_check_age_ms\":15,"
+    "\"requests\":5000000000,\"failures\":1,\"ejected\":false,"
+    "\"ejected_ms\":0,\"ejections\":0,\"health_check_age_ms\":15,"
     "\"scrapes\":100,\"scrape_errors\":2,\"scrape_duration_ms\":1.5,"
     "\"metrics\":{\"kv_cache_usage\":0.25,\"waiting\":3,\"running\":9,"
     "\"age_ms\":20,\"dispatched_since\":1}},"
     "{\"address\":\"10.0.0.2:8000\",\"region\":\"us\",\"cluster\":\"c2\","
     "\"healthy\":false,\"in_flight\":-1,\"capacity\":8,\"requests\":0,"
-    "\"failures\":0,\"health_check_age_ms\":null,\"scrapes\":0,"
+    "\"failures\":0,\"ejected\":true,\"ejected_ms\":1500,"
+    "\"ejections\":3,\"health_check_age_ms\":null,\"scrapes\":0,"
     "\"scrape_errors\":5,\"scrape_duration_ms\":0,\"metrics\":null}],"
     "\"objectives\":[{\"name\":\"gold\",\"priority\":10,\"requests\":4,"
     "\"shed\":0,\"queued\":1,\"queue_full\":0,\"queue_timeout\":2},"
@@ -239,6 +245,16 @@ static const char  small_prom[] =
     "mcig_member_healthy{pool=\"a\",member=\"10.0.0.1:8000\"} 1\n"
     "mcig_member_healthy{pool=\"a\",member=\"10.0.0.2:8000\"} 0\n"
     "mcig_member_healthy{pool=\"b\",member=\"10.0.0.3:8000\"} 1\n"
+    "# HELP mcig_member_ejected 1 while outlier detection keeps the member"
+    " out, else 0.\n"
+    "# TYPE mcig_member_ejected gauge\n"
+    "mcig_member_ejected{pool=\"a\",member=\"10.0.0.1:8000\"} 0\n"
+    "mcig_member_ejected{pool=\"a\",member=\"10.0.0.2:8000\"} 1\n"
+    "# HELP mcig_member_ejections_total Times outlier detection ejected the"
+    " member.\n"
+    "# TYPE mcig_member_ejections_total counter\n"
+    "mcig_member_ejections_total{pool=\"a\",member=\"10.0.0.1:8000\"} 0\n"
+    "mcig_member_ejections_total{pool=\"a\",member=\"10.0.0.2:8000\"} 3\n"
     "# HELP mcig_member_kv_cache_usage Scraped KV-cache usage (0..1), when"
     " fresh.\n"
     "# TYPE mcig_member_kv_cache_usage gauge\n"
@@ -564,8 +580,8 @@ test_prometheus_exact(void **state)
     text = prometheus(&st, &len);
     text_equal(text, len, small_prom);
 
-    /* and 44 HELP and TYPE lines */
-    assert_int_equal(check_lines(text, len), 88);
+    /* and 48 HELP and TYPE lines */
+    assert_int_equal(check_lines(text, len), 92);
     free(text);
 }
 
@@ -594,7 +610,7 @@ test_no_pools(void **state)
         lines += (text[i] == '\n');
     }
 
-    assert_int_equal(lines, 44);
+    assert_int_equal(lines, 48);
     free(text);
 }
 
@@ -774,7 +790,7 @@ test_hostile_prometheus(void **state)
     text = prometheus(&st, &len);
 
     /* one region less than small() */
-    assert_int_equal(check_lines(text, len), 87);
+    assert_int_equal(check_lines(text, len), 91);
 
     assert_int_equal(series(text, len, "mcig_member_requests_total",
                             "pool", pool_decoded, sizeof(pool_decoded) - 1,
