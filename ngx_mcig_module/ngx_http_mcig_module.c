@@ -77,6 +77,8 @@ static ngx_int_t ngx_http_mcig_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_http_mcig_nginx_error(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx, ngx_uint_t status);
+static ngx_int_t ngx_http_mcig_unknown_pool(ngx_http_request_t *r,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_mcig_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mcig_add_variables(ngx_conf_t *cf);
@@ -957,6 +959,7 @@ static void
 ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_uint_t status)
 {
+    ngx_str_t    name;
     const char  *code, *text;
 
     switch (status) {
@@ -977,6 +980,14 @@ ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
         break;
 
     case NGX_HTTP_BAD_GATEWAY:
+        if (ngx_http_mcig_unknown_pool(r, &name)) {
+            ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_NGINX_SERVER,
+                                    "pool_not_found",
+                                    "no pool named \"%V\" is defined for "
+                                    "this request", &name);
+            return;
+        }
+
         code = "model_server_error";
         text = "the model server failed or could not be reached";
         break;
@@ -998,6 +1009,47 @@ ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
                             ? NGX_HTTP_MCIG_ERR_NGINX_CLIENT
                             : NGX_HTTP_MCIG_ERR_NGINX_SERVER,
                             code, "%s (status %ui)", text, status);
+}
+
+
+/*
+ * A proxy_pass with variables whose value is no upstream's name has nginx
+ * look the name up in DNS; without a resolver it gives up at once with a
+ * 502 ("no resolver defined to resolve ..."), before any server was
+ * picked.  That is a pool missing from the configuration (a map's default,
+ * a typo), not a model server failing, and the answer names it.  With a
+ * resolver the name may well be a DNS one: nginx's 502 stays.
+ */
+
+static ngx_int_t
+ngx_http_mcig_unknown_pool(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_http_upstream_t       *u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    u = r->upstream;
+
+    /* no upstream block found, no address parsed, no server picked */
+    if (u == NULL || u->resolved == NULL || u->resolved->host.len == 0
+        || u->resolved->sockaddr || u->upstream || u->peer.name)
+    {
+        return 0;
+    }
+
+    /* nginx gives every location a resolver, without servers by default */
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        return 0;
+    }
+
+    *name = u->resolved->host;
+
+    if (name->len > NGX_HTTP_MCIG_SHOWN_MAX) {
+        name->len = NGX_HTTP_MCIG_SHOWN_MAX;
+    }
+
+    return 1;
 }
 
 

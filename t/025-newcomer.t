@@ -138,3 +138,66 @@ Content-Encoding: gzip
 [415, 415]
 --- response_body_like eval
 ['"code":"unsupported_content_encoding"', '"code":"unsupported_content_encoding"']
+
+
+
+=== TEST 6: a model mapped to no pool, without a resolver: the name, in JSON
+--- http_config eval
+$::map
+--- config
+    location /v1/ {
+        mcig on;
+        proxy_pass http://$pool;
+    }
+--- request
+POST /v1/completions
+{"model":"other"}
+--- error_code: 502
+--- response_headers
+Content-Type: application/json
+--- response_body
+{"error":{"message":"no pool named \"vllm-other\" is defined for this request","type":"server_error","param":null,"code":"pool_not_found"}}
+--- error_log
+no resolver defined to resolve vllm-other
+
+
+
+=== TEST 7: a model mapped to a pool whose member refuses: the model server's 502
+--- http_config eval
+$::map
+--- config
+    location /v1/ {
+        mcig on;
+        proxy_pass http://$pool;
+    }
+--- request
+POST /v1/completions
+{"model":"m"}
+--- error_code: 502
+--- response_body
+{"error":{"message":"the model server failed or could not be reached (status 502)","type":"server_error","param":null,"code":"model_server_error"}}
+--- error_log
+connect() failed (111: Connection refused)
+--- no_error_log
+no resolver defined
+
+
+
+=== TEST 8: with a resolver, a name it cannot resolve keeps the 502 of today
+--- http_config eval
+$::map
+--- config
+    location /v1/ {
+        mcig on;
+        resolver 127.0.0.1:1;
+        resolver_timeout 500ms;
+        proxy_pass http://$pool;
+    }
+--- request
+POST /v1/completions
+{"model":"other"}
+--- error_code: 502
+--- response_body
+{"error":{"message":"the model server failed or could not be reached (status 502)","type":"server_error","param":null,"code":"model_server_error"}}
+--- error_log
+vllm-other could not be resolved
