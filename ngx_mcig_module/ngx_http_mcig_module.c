@@ -21,6 +21,9 @@
 #define NGX_HTTP_MCIG_FAIRNESS_HEADER   "x-gateway-inference-fairness-id"
 #define NGX_HTTP_MCIG_REWRITE_HEADER    "x-gateway-model-name-rewrite"
 
+/* at most this much of a name from the request is shown in an answer */
+#define NGX_HTTP_MCIG_SHOWN_MAX         128
+
 
 typedef struct {
     /* ctx_index of ngx_http_proxy_module, NGX_CONF_UNSET_UINT if absent */
@@ -62,6 +65,8 @@ static ngx_int_t ngx_http_mcig_is_inference(ngx_http_request_t *r);
 static ngx_http_upstream_mcig_srv_conf_t *ngx_http_mcig_location_pool(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcig_has_json_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcig_body_encoded(ngx_http_request_t *r,
+    ngx_http_mcig_ctx_t *ctx);
 static ngx_int_t ngx_http_mcig_take_headers(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx);
 static void ngx_http_mcig_cleanup(void *data);
@@ -72,6 +77,8 @@ static ngx_int_t ngx_http_mcig_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static void ngx_http_mcig_nginx_error(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx, ngx_uint_t status);
+static ngx_int_t ngx_http_mcig_unknown_pool(ngx_http_request_t *r,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_mcig_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mcig_add_variables(ngx_conf_t *cf);
@@ -142,7 +149,8 @@ static ngx_http_mcig_error_kind_t  ngx_http_mcig_error_kinds[] = {
     { 0, "invalid_request_error", 0 },                  /* nginx's 4xx */
     { 0, "server_error", 0 },                           /* nginx's 5xx */
     { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limit_error", 1 },  /* queue full */
-    { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", 1 }     /* queue timeout */
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "server_error", 1 },    /* queue timeout */
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "invalid_request_error", 0 }
 };
 
 
@@ -237,6 +245,12 @@ ngx_http_mcig_handler(ngx_http_request_t *r)
 
     if (!ngx_http_mcig_has_json_body(r)) {
         return NGX_DECLINED;
+    }
+
+    if (ngx_http_mcig_body_encoded(r, ctx)) {
+        /* nginx's special response code discards the unread body */
+        ctx->phase_status = NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
+        return NGX_HTTP_UNSUPPORTED_MEDIA_TYPE;
     }
 
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -431,6 +445,75 @@ ngx_http_mcig_has_json_body(ngx_http_request_t *r)
     {
         return 0;
     }
+
+    return 1;
+}
+
+
+/*
+ * The scanner reads the body as it arrives and does not decompress it: a
+ * compressed body would be refused as "not a JSON object".  The client is
+ * told what is wrong instead, before the body is read.  Every
+ * Content-Encoding header counts (several make a list of codings); only
+ * "identity" leaves the body as it is.
+ */
+
+static ngx_int_t
+ngx_http_mcig_body_encoded(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
+{
+    ngx_str_t         value;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+    ngx_list_part_t  *part;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash == 0 || h[i].value.len == 0
+            || h[i].key.len != sizeof("content-encoding") - 1
+            || ngx_strncmp(h[i].lowcase_key, "content-encoding",
+                           sizeof("content-encoding") - 1) != 0)
+        {
+            continue;
+        }
+
+        if (h[i].value.len == sizeof("identity") - 1
+            && ngx_strncasecmp(h[i].value.data, (u_char *) "identity",
+                               sizeof("identity") - 1) == 0)
+        {
+            continue;
+        }
+
+        break;
+    }
+
+    value = h[i].value;
+
+    if (value.len > NGX_HTTP_MCIG_SHOWN_MAX) {
+        value.len = NGX_HTTP_MCIG_SHOWN_MAX;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "mcig: rejected request body: Content-Encoding \"%V\", "
+                  "not read", &value);
+
+    ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_ENCODING,
+                            "unsupported_content_encoding",
+                            "the request body is %V-encoded; send it "
+                            "uncompressed (Content-Encoding: identity)",
+                            &value);
 
     return 1;
 }
@@ -770,11 +853,13 @@ ngx_http_mcig_header_filter(ngx_http_request_t *r)
     kind = &ngx_http_mcig_error_kinds[ctx->error];
     status = kind->status ? kind->status : (ngx_uint_t) r->err_status;
 
-    if (kind->status) {
+    if (kind->status && ctx->error != NGX_HTTP_MCIG_ERR_ENCODING) {
         /*
          * nginx closes the connection after a 400 or a 500, the status
          * admission goes through; the module's refusals come after the
-         * whole body was read, so the connection can be kept
+         * whole body was read, so the connection can be kept.  A body
+         * refused before it is read is discarded by nginx, which knows
+         * whether the connection can be kept (nginx keeps it after a 415).
          */
         r->keepalive = ctx->keepalive;
     }
@@ -874,6 +959,7 @@ static void
 ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_uint_t status)
 {
+    ngx_str_t    name;
     const char  *code, *text;
 
     switch (status) {
@@ -894,6 +980,14 @@ ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
         break;
 
     case NGX_HTTP_BAD_GATEWAY:
+        if (ngx_http_mcig_unknown_pool(r, &name)) {
+            ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_NGINX_SERVER,
+                                    "pool_not_found",
+                                    "no pool named \"%V\" is defined for "
+                                    "this request", &name);
+            return;
+        }
+
         code = "model_server_error";
         text = "the model server failed or could not be reached";
         break;
@@ -915,6 +1009,47 @@ ngx_http_mcig_nginx_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
                             ? NGX_HTTP_MCIG_ERR_NGINX_CLIENT
                             : NGX_HTTP_MCIG_ERR_NGINX_SERVER,
                             code, "%s (status %ui)", text, status);
+}
+
+
+/*
+ * A proxy_pass with variables whose value is no upstream's name has nginx
+ * look the name up in DNS; without a resolver it gives up at once with a
+ * 502 ("no resolver defined to resolve ..."), before any server was
+ * picked.  That is a pool missing from the configuration (a map's default,
+ * a typo), not a model server failing, and the answer names it.  With a
+ * resolver the name may well be a DNS one: nginx's 502 stays.
+ */
+
+static ngx_int_t
+ngx_http_mcig_unknown_pool(ngx_http_request_t *r, ngx_str_t *name)
+{
+    ngx_http_upstream_t       *u;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    u = r->upstream;
+
+    /* no upstream block found, no address parsed, no server picked */
+    if (u == NULL || u->resolved == NULL || u->resolved->host.len == 0
+        || u->resolved->sockaddr || u->upstream || u->peer.name)
+    {
+        return 0;
+    }
+
+    /* nginx gives every location a resolver, without servers by default */
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    if (clcf->resolver && clcf->resolver->connections.nelts) {
+        return 0;
+    }
+
+    *name = u->resolved->host;
+
+    if (name->len > NGX_HTTP_MCIG_SHOWN_MAX) {
+        name->len = NGX_HTTP_MCIG_SHOWN_MAX;
+    }
+
+    return 1;
 }
 
 

@@ -45,7 +45,8 @@ typedef enum {
     NGX_HTTP_MCIG_ERR_NGINX_CLIENT,   /* nginx's own 4xx error */
     NGX_HTTP_MCIG_ERR_NGINX_SERVER,   /* nginx's own 5xx error */
     NGX_HTTP_MCIG_ERR_QUEUE_FULL,     /* 429: the pool's queue is full */
-    NGX_HTTP_MCIG_ERR_QUEUE_TIMEOUT   /* 503: waited its time in the queue */
+    NGX_HTTP_MCIG_ERR_QUEUE_TIMEOUT,  /* 503: waited its time in the queue */
+    NGX_HTTP_MCIG_ERR_ENCODING        /* 415: a compressed request body */
 } ngx_http_mcig_error_e;
 
 
