@@ -205,6 +205,9 @@ static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
+/* rejected bodies, one line a second per worker */
+static ngx_http_mcig_log_limit_t         ngx_http_mcig_body_log_limit;
+
 
 /*
  * The precontent handler reads the body of inference requests before the
@@ -316,6 +319,7 @@ ngx_http_mcig_log_handler(ngx_http_request_t *r)
 static void
 ngx_http_mcig_body_handler(ngx_http_request_t *r)
 {
+    ngx_str_t            *repeats;
     mcig_body_rc_e        rc;
     ngx_http_mcig_ctx_t  *ctx;
 
@@ -353,9 +357,14 @@ ngx_http_mcig_body_handler(ngx_http_request_t *r)
         }
 
     } else {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "mcig: rejected request body: %s (after %uL bytes)",
-                      mcig_body_rc_text(rc), ctx->scan.offset);
+        repeats = ngx_http_mcig_log_limited(&ngx_http_mcig_body_log_limit);
+
+        if (repeats) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "mcig: rejected request body: %s (after %uL "
+                          "bytes)%V", mcig_body_rc_text(rc),
+                          ctx->scan.offset, repeats);
+        }
 
         ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_BODY,
                                 ngx_http_mcig_body_codes[rc], "%s",
@@ -461,7 +470,7 @@ ngx_http_mcig_has_json_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_mcig_body_encoded(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
 {
-    ngx_str_t         value;
+    ngx_str_t        *repeats, value;
     ngx_uint_t        i;
     ngx_table_elt_t  *h;
     ngx_list_part_t  *part;
@@ -505,9 +514,13 @@ ngx_http_mcig_body_encoded(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx)
         value.len = NGX_HTTP_MCIG_SHOWN_MAX;
     }
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "mcig: rejected request body: Content-Encoding \"%V\", "
-                  "not read", &value);
+    repeats = ngx_http_mcig_log_limited(&ngx_http_mcig_body_log_limit);
+
+    if (repeats) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcig: rejected request body: Content-Encoding "
+                      "\"%V\", not read%V", &value, repeats);
+    }
 
     ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_ENCODING,
                             "unsupported_content_encoding",
@@ -740,6 +753,43 @@ ngx_http_mcig_header_value(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * NULL: a line was written less than a second ago, skip this one.  Else
+ * the text to append to the line: empty, or how many lines were skipped
+ * since the last one.  The text lives until the next call.
+ */
+
+ngx_str_t *
+ngx_http_mcig_log_limited(ngx_http_mcig_log_limit_t *limit)
+{
+    static u_char     text[NGX_INT_T_LEN + 64];
+    static ngx_str_t  suffix;
+
+    if (limit->started
+        && (ngx_msec_int_t) (ngx_current_msec - limit->written) < 1000)
+    {
+        limit->skipped++;
+        return NULL;
+    }
+
+    suffix.data = text;
+    suffix.len = 0;
+
+    if (limit->skipped) {
+        suffix.len = ngx_snprintf(text, sizeof(text),
+                                  " (and %ui times since the last line)",
+                                  limit->skipped)
+                     - text;
+    }
+
+    limit->started = 1;
+    limit->written = ngx_current_msec;
+    limit->skipped = 0;
+
+    return &suffix;
 }
 
 

@@ -272,6 +272,28 @@ typedef struct {
 } ngx_http_mcig_manifests_t;
 
 
+/*
+ * A condition logged per request (no member, shed, queue full, deadline,
+ * bad body) writes one line a second per worker, with the count of the
+ * lines it did not write: an outage must not flood the log.
+ */
+typedef enum {
+    NGX_HTTP_MCIG_LOG_NO_MEMBER = 0,
+    NGX_HTTP_MCIG_LOG_SHED,
+    NGX_HTTP_MCIG_LOG_QUEUE_FULL,
+    NGX_HTTP_MCIG_LOG_QUEUE_TIMEOUT,
+    NGX_HTTP_MCIG_LOG_DEADLINE,
+    NGX_HTTP_MCIG_LOG_CONDITIONS
+} ngx_http_mcig_log_condition_e;
+
+
+typedef struct {
+    ngx_msec_t                      written;      /* ngx_current_msec */
+    ngx_uint_t                      skipped;      /* since written */
+    unsigned                        started:1;
+} ngx_http_mcig_log_limit_t;
+
+
 /* an upstream {} with mcig_pool: an InferencePool */
 typedef struct {
     ngx_flag_t                      enabled;
@@ -343,6 +365,9 @@ typedef struct {
     ngx_msec_t                      outlier_ejection;
     ngx_msec_t                      outlier_max_ejection;
     ngx_uint_t                      outlier_max_ejected;  /* percent */
+
+    /* each worker's own, written after fork */
+    ngx_http_mcig_log_limit_t       log_limit[NGX_HTTP_MCIG_LOG_CONDITIONS];
 
     /* what mcig_manifests attach to the pool's name, NULL if nothing */
     const mcig_manifest_pool_t     *manifest;
@@ -491,6 +516,7 @@ ngx_http_mcig_ctx_t *ngx_http_mcig_get_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcig_header_value(ngx_http_request_t *r,
     ngx_http_mcig_ctx_t *ctx, ngx_str_t *name, ngx_str_t *value);
 ngx_http_mcig_ctx_t *ngx_http_mcig_create_ctx(ngx_http_request_t *r);
+ngx_str_t *ngx_http_mcig_log_limited(ngx_http_mcig_log_limit_t *limit);
 void ngx_http_mcig_set_error(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_http_mcig_error_e error, const char *code, const char *fmt, ...);
 

@@ -187,6 +187,7 @@ static ngx_str_t  ngx_http_mcig_queue_time_name =
 static ngx_int_t
 ngx_http_mcig_queue_handler(ngx_http_request_t *r)
 {
+    ngx_str_t                           *repeats;
     ngx_http_mcig_ctx_t                 *ctx;
     ngx_http_mcig_queue_wait_t          *w;
     ngx_http_mcig_queue_conf_t          *qcf;
@@ -239,11 +240,16 @@ ngx_http_mcig_queue_handler(ngx_http_request_t *r)
          * it is, even if a member has just freed room: that room is theirs.
          */
         if (ngx_http_mcig_queue_above(pool, ctx->priority)) {
-            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                          "mcig: pool \"%V\" is saturated, shed a request "
-                          "of priority %i while requests of higher "
-                          "priority wait", &pool->upstream->host,
-                          ctx->priority);
+            repeats = ngx_http_mcig_log_limited(
+                                  &pool->log_limit[NGX_HTTP_MCIG_LOG_SHED]);
+
+            if (repeats) {
+                ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                              "mcig: pool \"%V\" is saturated, shed a "
+                              "request of priority %i while requests of "
+                              "higher priority wait%V",
+                              &pool->upstream->host, ctx->priority, repeats);
+            }
 
             (void) ngx_atomic_fetch_add(&pool->node->saturated, 1);
             (void) ngx_atomic_fetch_add(&ctx->objective_node->requests, 1);
@@ -392,16 +398,22 @@ static ngx_int_t
 ngx_http_mcig_queue_refuse(ngx_http_request_t *r, ngx_http_mcig_ctx_t *ctx,
     ngx_http_mcig_queue_conf_t *qcf, const char *why)
 {
+    ngx_str_t                  *repeats;
     ngx_http_mcig_pool_node_t  *node;
 
     node = qcf->pool->node;
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "mcig: the queue of pool \"%V\" is full%s, refused a "
-                  "request of priority %i (%uA waiting, max=%ui, "
-                  "max_per_priority=%ui)", &qcf->pool->upstream->host, why,
-                  ctx->priority, node->queue_waiting, qcf->max,
-                  qcf->max_per_priority);
+    repeats = ngx_http_mcig_log_limited(
+                          &qcf->pool->log_limit[NGX_HTTP_MCIG_LOG_QUEUE_FULL]);
+
+    if (repeats) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcig: the queue of pool \"%V\" is full%s, refused a "
+                      "request of priority %i (%uA waiting, max=%ui, "
+                      "max_per_priority=%ui)%V", &qcf->pool->upstream->host,
+                      why, ctx->priority, node->queue_waiting, qcf->max,
+                      qcf->max_per_priority, repeats);
+    }
 
     (void) ngx_atomic_fetch_add(
                         &node->queue_outcomes[NGX_HTTP_MCIG_QUEUE_FULL], 1);
@@ -604,6 +616,7 @@ static void
 ngx_http_mcig_queue_expire(ngx_http_mcig_queue_worker_t *qw,
     ngx_http_mcig_queue_wait_t *w)
 {
+    ngx_str_t                          *repeats;
     ngx_http_request_t                 *r;
     ngx_http_mcig_ctx_t                *ctx;
     ngx_http_upstream_mcig_srv_conf_t  *pool;
@@ -616,10 +629,16 @@ ngx_http_mcig_queue_expire(ngx_http_mcig_queue_worker_t *qw,
     (void) ngx_atomic_fetch_add(&w->objective->requests, 1);
     (void) ngx_atomic_fetch_add(&w->objective->queue_timeout, 1);
 
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                  "mcig: a request of priority %i waited %M ms in the queue "
-                  "of pool \"%V\" without room at a member, refused",
-                  w->priority, w->waited, &pool->upstream->host);
+    repeats = ngx_http_mcig_log_limited(
+                             &pool->log_limit[NGX_HTTP_MCIG_LOG_QUEUE_TIMEOUT]);
+
+    if (repeats) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcig: a request of priority %i waited %M ms in the "
+                      "queue of pool \"%V\" without room at a member, "
+                      "refused%V", w->priority, w->waited,
+                      &pool->upstream->host, repeats);
+    }
 
     ctx = ngx_http_mcig_get_ctx(r);
 

@@ -665,6 +665,7 @@ static ngx_int_t
 ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_mcig_peer_data_t *pd)
 {
+    ngx_str_t                         *repeats;
     mcig_pick_t                        pick;
     ngx_http_mcig_ctx_t               *ctx;
     ngx_http_upstream_rr_peers_t      *peers;
@@ -685,10 +686,15 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     ngx_http_upstream_mcig_choose_region(r, pd, &agg);
 
     if (pick.best < 0) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "mcig: no member of pool \"%V\" can take requests: "
-                      "all are down, failed or unhealthy",
-                      &pd->pool->upstream->host);
+        repeats = ngx_http_mcig_log_limited(
+                         &pd->pool->log_limit[NGX_HTTP_MCIG_LOG_NO_MEMBER]);
+
+        if (repeats) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "mcig: no member of pool \"%V\" can take "
+                          "requests: all are down, failed or unhealthy%V",
+                          &pd->pool->upstream->host, repeats);
+        }
 
         (void) ngx_atomic_fetch_add(&pd->pool->node->no_member, 1);
 
@@ -700,10 +706,15 @@ ngx_http_upstream_admit_mcig_peer(ngx_http_request_t *r,
     }
 
     if (ctx->priority < 0 && mcig_pick_saturated(&pick)) {
-        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "mcig: pool \"%V\" is saturated, shed a request of "
-                      "priority %i", &pd->pool->upstream->host,
-                      ctx->priority);
+        repeats = ngx_http_mcig_log_limited(
+                              &pd->pool->log_limit[NGX_HTTP_MCIG_LOG_SHED]);
+
+        if (repeats) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "mcig: pool \"%V\" is saturated, shed a request "
+                          "of priority %i%V", &pd->pool->upstream->host,
+                          ctx->priority, repeats);
+        }
 
         (void) ngx_atomic_fetch_add(&pd->pool->node->saturated, 1);
         (void) ngx_atomic_fetch_add(&ctx->objective_node->shed, 1);
@@ -1635,6 +1646,7 @@ ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
 {
     ngx_http_mcig_ctx_t   *ctx = ev->data;
 
+    ngx_str_t             *repeats;
     ngx_connection_t      *c;
     ngx_http_request_t    *r;
     ngx_http_upstream_t   *u;
@@ -1652,12 +1664,17 @@ ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
     ctx->deadline_expired = 1;
     (void) ngx_atomic_fetch_add(&ctx->pool->node->deadline, 1);
 
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "mcig: request to pool \"%V\" passed its deadline of "
-                  "%M ms at member %V%s",
-                  &ctx->pool->upstream->host, ctx->pool->request_timeout,
-                  u->peer.name,
-                  r->header_sent ? ", response cut" : "");
+    repeats = ngx_http_mcig_log_limited(
+                             &ctx->pool->log_limit[NGX_HTTP_MCIG_LOG_DEADLINE]);
+
+    if (repeats) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcig: request to pool \"%V\" passed its deadline of "
+                      "%M ms at member %V%s%V",
+                      &ctx->pool->upstream->host, ctx->pool->request_timeout,
+                      u->peer.name,
+                      r->header_sent ? ", response cut" : "", repeats);
+    }
 
     if (!r->header_sent) {
         ngx_http_mcig_set_error(r, ctx, NGX_HTTP_MCIG_ERR_DEADLINE,
