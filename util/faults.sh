@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Fault scenarios of the hardening issue, each under open-loop load from
-# util/sim/loadgen.py, against a simulated vLLM fleet (util/sim/vllm_sim.py)
-# and a gateway nginx with the module, both started here (util/fleet-lib.sh):
+# Fault scenarios of the hardening issue, each under load from
+# util/sim/loadgen.py (open loop; fastfail's closed), against a simulated
+# vLLM fleet (util/sim/vllm_sim.py) and a gateway nginx with the module,
+# both started here (util/fleet-lib.sh):
 # gateway 127.0.0.1:18480 (2 workers), simulator admin 127.0.0.1:18501,
 # members 127.0.5.1-3:8000 (europe-west3, local) and 127.0.6.1-3:8000
-# (us-east4), custom_metrics balancing, health checks every second.
-# Everything lives in build/faults/.  The whole run takes about 2 minutes;
+# (us-east4), custom_metrics balancing, health checks every second; and
+# the pools of the README's example for fastfail (below, at /ff/NAME/).
+# Everything lives in build/faults/.  The whole run takes about 3 minutes;
 # no scenario starts with less than 30 s of FAULTS_BUDGET (300 s) left, and
 # a watchdog ends the run 60 s past it.  Prints one line per scenario and
 # "N passed, N failed"; exits non-zero on any failure.
@@ -44,6 +46,13 @@
 #   unreachable nothing, and no [alert]: a member whose   a third pool,
 #               connects time out (SYN dropped) is only   /dark/ (fails
 #               unhealthy, its scrapes fail at [warn]      today: see sc_unreachable)
+#   fastfail    500 from the member that answers every     the README's
+#               inference request with a quick 500 (its    pool, 4 clients
+#               /health 200), but 99 % or more 200 after   in a closed loop;
+#               the first second, in_flight and            outlier detection
+#               custom_metrics; once it stops failing, it  off printed for
+#               serves again 3-4 s after its ejection      contrast
+#               (ejection=3s there, the default is 30 s)
 #
 # 504 (deadline_exceeded / model_server_timeout) and 429 (pool_saturated)
 # are documented too but no scenario here should produce them: they fail it.
@@ -102,6 +111,45 @@ FLEET_SERVER_EXTRA='
             proxy_buffering off;
             proxy_connect_timeout 500ms;
         }'
+# The fastfail scenario's pools: the README's example pool ("Using it", two
+# members, in_flight balancing), alone, with outlier detection off, with
+# custom_metrics balancing (and health checks every second, which pass
+# throughout), and with ejection=3s for the recovery half; each reached
+# through /ff/NAME/ as the README's location reaches its pool.
+readme_pool() {     # readme_pool NAME DIRECTIVES
+    printf '
+    upstream %s {
+        server 127.0.5.1:8000;
+        server 127.0.5.2:8000;
+        mcig_pool;
+        mcig_objective food-review priority=10;
+        mcig_objective batch priority=-1;
+        mcig_request_timeout 30s;%s
+        keepalive 64;
+    }\n' "$1" "${2:+
+        $2}"
+}
+cm="mcig_metrics; mcig_balancing_mode custom_metrics;
+        mcig_health_check interval=1s timeout=500ms;"
+FF_POOLS=(readme readme_off readme_cm readme_cm_off readme_rec)
+FLEET_HTTP_EXTRA+="
+$(readme_pool readme)
+$(readme_pool readme_off "mcig_outlier_detection off;")
+$(readme_pool readme_cm "$cm")
+$(readme_pool readme_cm_off "$cm
+        mcig_outlier_detection off;")
+$(readme_pool readme_rec "mcig_outlier_detection ejection=3s;")"
+for p in "${FF_POOLS[@]}"; do
+    # shellcheck disable=SC2089  # nginx.conf text: the quotes are meant
+    FLEET_SERVER_EXTRA+="
+
+        location /ff/$p/ {
+            proxy_pass http://$p/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+        }"
+done
+unset cm p
 # shellcheck disable=SC2090
 export FLEET_HTTP_EXTRA FLEET_SERVER_EXTRA
 # shellcheck source=util/fleet-lib.sh
@@ -589,9 +637,115 @@ time.sleep(float(sys.argv[1]))' 14 &
     finish "unreachable: a member whose connects time out (SYN dropped), 8 s" "$lc" "$extra"
 }
 
+# A member that answers every inference request with a quick 500 while
+# its /health answers 200 (issue 20): in the README's example pool the
+# member with the fewest requests in flight is the one that fails fast, so
+# without outlier detection it draws nearly all the traffic.  4 clients in
+# a closed loop (as ab -c 4) for 6 s per pool, one row per pool: outlier
+# detection off for contrast (not judged), then on, where 99 % or more of
+# the requests sent after the first second must get 200.  Then the
+# recovery: the ejected member stops failing.  With the README's default
+# ejection (30 s) it would get traffic back after 30 s, so this half runs
+# on a pool with ejection=3s: the member must answer again 3 s to 4 s after
+# its ejection, and take 20 % or more of the requests from then on.
+FF_VICTIM=127.0.5.1:8000
+
+ff_stats() {        # ff_stats CSV: counts of one fastfail run
+    "$FLEET_PY" - "$1" <<'EOF'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+good = lambda r: r["status"] == "200" and not r["error"]
+ok = sum(1 for r in rows if good(r))
+e500 = sum(1 for r in rows if r["status"] == "500")
+late = [r for r in rows if float(r["t_sched"]) >= 1.0]
+late_ok = sum(1 for r in late if good(r))
+print(len(rows), ok, e500, len(rows) - ok - e500, len(late), late_ok,
+      "%.2f" % (100.0 * late_ok / len(late) if late else 0.0))
+EOF
+}
+
+ff_run() {          # ff_run POOL: the victim failing, 4 clients for 6 s
+    local pool=$1 n ok e500 other late late_ok
+    scenario_begin "fastfail-$pool"
+    fleet_admin "fault?server=$FF_VICTIM&kind=error&status=500"
+    load_start --url "http://$FLEET_GATEWAY/ff/$pool" --concurrency 4 \
+        --duration 6 --out-median 1 --out-sigma 0 --in-median 16
+    load_wait
+    fleet_admin "clear?server=$FF_VICTIM"
+    FF_LC=$(check_load --allow 200,500 --access-path "/ff/$pool/v1/")
+    read -r n ok e500 other late late_ok FF_SHARE < <(ff_stats "$FLEET_DIR/$S.csv")
+    FF_ROW="$n requests: $ok 200, $e500 500"
+    [ "$other" = 0 ] || FF_ROW+=", $other other"
+    FF_ROW+="; after the first second $late_ok of $late = $FF_SHARE % 200"
+}
+
+sc_fastfail() {
+    local mode pool extra ok lc health ej back share ejected
+    for mode in in_flight custom_metrics; do
+        pool=readme
+        [ "$mode" = custom_metrics ] && pool=readme_cm
+        ff_run "${pool}_off"
+        echo "     fastfail $mode, outlier detection off: $FF_ROW (contrast, not judged)"
+        ff_run "$pool"
+        lc=$FF_LC
+        extra=""
+        ok=$("$FLEET_PY" -c "print(int($FF_SHARE >= 99.0))")
+        [ "$ok" = 1 ] || extra="$FF_SHARE % 200 after the first second, 99 % or more expected"
+        log_has "member $FF_VICTIM of pool \"$pool\" is ejected for 30000 ms" \
+            || extra="${extra:+$extra; }the member was not ejected"
+        if [ "$mode" = custom_metrics ]; then
+            # its health checks passed all along: the ejection kept it out
+            health=$(fleet_status | "$FLEET_PY" -c "
+import json, sys
+m = json.load(sys.stdin)['pools']['$pool']['members']
+print(all(x['healthy'] for x in m))")
+            [ "$health" = True ] || extra="${extra:+$extra; }a member turned unhealthy"
+        fi
+        [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+        finish "fastfail $mode, outlier detection on: $FF_ROW" "$lc" "$extra"
+    done
+
+    # the recovery: the member fails from the start and is ejected for 3 s
+    # at once; its fault ends at 1.5 s; it answers again when the ejection
+    # ends
+    scenario_begin fastfail-readme_rec
+    extra=""
+    fleet_admin "fault?server=$FF_VICTIM&kind=error&status=500"
+    load_start --url "http://$FLEET_GATEWAY/ff/readme_rec" --concurrency 4 \
+        --duration 8 --out-median 1 --out-sigma 0 --in-median 16
+    at 1.5
+    event recover
+    fleet_admin "clear?server=$FF_VICTIM"
+    load_wait
+    lc=$(check_load --allow 200 --window "0:recover:500" \
+        --access-path /ff/readme_rec/v1/)
+    read -r ej back share < <("$FLEET_PY" - "$FLEET_DIR" "$FF_VICTIM" <<'EOF'
+import csv, sys
+d, victim = sys.argv[1], sys.argv[2]
+rows = list(csv.DictReader(open(d + "/fastfail-readme_rec.csv")))
+end = lambda r: float(r["t_sched"]) + float(r["e2e_ms"] or 0) / 1e3
+# ejected as the failure that ejected it (its last) was answered
+fails = [end(r) for r in rows if r["server"] == victim and r["status"] == "500"]
+ej = max(fails) if fails else -1.0
+ok = [float(r["t_sched"]) for r in rows if r["server"] == victim
+      and r["status"] == "200" and not r["error"]]
+back = min(ok) if ok else -1.0
+after = [r for r in rows if back >= 0 and float(r["t_sched"]) >= back]
+share = 100.0 * sum(1 for r in after if r["server"] == victim) / max(1, len(after))
+print("%.2f %.2f %.0f" % (ej, back, share))
+EOF
+)
+    ok=$("$FLEET_PY" -c "print(int($ej >= 0 and $back >= 0 and 2.5 <= $back - $ej <= 4.0 and $share >= 20))")
+    [ "$ok" = 1 ] || extra="3 s to 4 s from the ejection to the member's first 200, then 20 % or more of the requests expected"
+    ejected=$(log_since | grep -c "member $FF_VICTIM of pool \"readme_rec\" is ejected for 3000 ms")
+    [ "$ejected" -ge 1 ] || extra="${extra:+$extra; }no ejection for 3000 ms logged"
+    [ -n "$(alerts_since)" ] && extra="${extra:+$extra; }alerts: $(alerts_since | head -2)"
+    finish "fastfail recovery (ejection=3s, not the README's 30 s): ejected at $ej s, fault off at 1.5 s, 200 again from $back s, then $share % of the requests" "$lc" "$extra"
+}
+
 # --- run -----------------------------------------------------------------
 
-all=(baseline midstream alldown metrics region reload sigkill spill unreachable)
+all=(baseline midstream alldown metrics region reload sigkill spill unreachable fastfail)
 wanted=("$@")
 [ "${#wanted[@]}" = 0 ] && wanted=("${all[@]}")
 

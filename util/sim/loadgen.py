@@ -8,6 +8,10 @@ a streamed OpenAI chat or completions request ("stream": true,
 "stream_options": {"include_usage": true}, "ignore_eos": true so the output
 length is the one drawn) sent over a pool of keep-alive HTTP/1.1 connections
 large enough not to throttle the arrivals (--connections, default 2048).
+--concurrency N makes it a closed loop instead, as ab -c N: N clients, each
+sending its next request as soon as its last one is answered, until
+--duration has passed (at most --requests requests); a request's scheduled
+time is then when it was sent.
 
 Measured per request (CSV, one row each): status, TTFT (first SSE data chunk
 carrying content), end-to-end latency, both from the *scheduled* arrival time
@@ -89,10 +93,15 @@ def lognormal_int(rng, median, sigma, lo, hi):
 # ----------------------------------------------------------------------------
 
 def build_schedule(a):
+    return list(iter_schedule(a))
+
+
+def iter_schedule(a, closed=False):
+    """The requests in order; closed: without the arrival times' bound of
+    --duration (the closed loop stops by the clock), and built as taken."""
     rng = random.Random("schedule:%d" % a.seed)
     wrng = random.Random("workload:%d" % a.seed)
     t = 0.0
-    out = []
     objectives = []
     acc = 0.0
     for item in a.objective:
@@ -121,7 +130,7 @@ def build_schedule(a):
     i = 0
     while i < a.requests:
         t += rng.expovariate(a.rate)
-        if t >= a.duration:
+        if t >= a.duration and not closed:
             break
         spec = {"i": i, "t": t, "model": a.model, "objective": "", "group": ""}
         u = wrng.random()
@@ -153,9 +162,8 @@ def build_schedule(a):
             else:
                 spec["model"] = wrng.choice(adapters)
             spec["group"] = spec["group"] or spec["model"]
-        out.append(spec)
+        yield spec
         i += 1
-    return out
 
 
 def request_body(a, spec):
@@ -472,7 +480,8 @@ def summarize(a, results, wall_s, scheduled):
 
     return {
         "url": a.url, "api": a.api, "workload": a.workload, "seed": a.seed,
-        "rate": a.rate, "duration_s": a.duration, "max_requests": a.requests,
+        "rate": None if a.concurrency else a.rate, "concurrency": a.concurrency,
+        "duration_s": a.duration, "max_requests": a.requests,
         "scheduled": scheduled, "sent": len(results), "completed": len(ok),
         "wall_s": round(wall_s, 3),
         "status": dict(sorted(status.items())),
@@ -528,11 +537,31 @@ async def run(a, schedule):
             res.error = "cancelled at the end of the run"
         results.append(res)
 
-    for spec in schedule:
-        delay = t0 + spec["t"] - loop.time()
+    if a.concurrency:
+        # closed loop: each client sends its next request when the last one
+        # is answered, until --duration has passed; a request's time is when
+        # it is sent
+        end = t0 + a.duration
+
+        async def client():
+            while loop.time() < end:
+                spec = next(schedule, None)
+                if spec is None:
+                    return
+                spec["t"] = max(0.0, loop.time() - t0)
+                await guarded(spec)
+
+        delay = t0 - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.ensure_future(guarded(spec)))
+        tasks = [asyncio.ensure_future(client()) for _ in range(a.concurrency)]
+        deadline = end + a.timeout
+    else:
+        for spec in schedule:
+            delay = t0 + spec["t"] - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.ensure_future(guarded(spec)))
     if tasks:
         left = max(0.0, deadline - loop.time())
         done, pending = await asyncio.wait(tasks, timeout=left + 1.0)
@@ -556,6 +585,10 @@ def build_parser():
     ap.add_argument("--api", choices=("chat", "completions"), default="chat")
     ap.add_argument("--model", default="meta-llama/Llama-3.1-8B-Instruct")
     ap.add_argument("--rate", type=float, default=5.0, help="arrivals per second")
+    ap.add_argument("--concurrency", type=int, default=0, metavar="N",
+                    help="closed loop instead: N clients, each sending its next "
+                         "request once the last is answered (as ab -c N), for "
+                         "--duration seconds and at most --requests requests")
     ap.add_argument("--duration", type=float, default=30.0,
                     help="arrival window in seconds (bounded)")
     ap.add_argument("--requests", type=int, default=1000,
@@ -601,7 +634,13 @@ def main(argv=None):
     a = build_parser().parse_args(argv)
     if a.rate <= 0 or a.duration <= 0 or a.requests < 0 or a.timeout <= 0:
         raise SystemExit("loadgen: --rate, --duration and --timeout must be > 0")
-    schedule = build_schedule(a)
+    if a.concurrency < 0:
+        raise SystemExit("loadgen: --concurrency must be >= 0")
+    if a.concurrency and not a.dump_schedule:
+        next(iter_schedule(a, True), None)      # its errors before the run
+        schedule = iter_schedule(a, True)
+    else:
+        schedule = build_schedule(a)
     if a.dump_schedule:
         for spec in schedule:
             print(dumps({"i": spec["i"], "t": round(spec["t"], 6),
@@ -623,7 +662,8 @@ def main(argv=None):
                         v = round(v, 3)
                     row.append("" if v is None else v)
                 w.writerow(row)
-    summary = summarize(a, results, wall, len(schedule))
+    summary = summarize(a, results, wall,
+                        len(results) if a.concurrency else len(schedule))
     text = json.dumps(summary, indent=1)
     if a.json:
         with open(a.json, "w") as f:

@@ -10,6 +10,7 @@ quantities that differ by large factors (a 0.8 s prefill against a few ms),
 never tight absolute thresholds, so a loaded 2-core machine passes too.
 """
 
+import csv
 import gzip
 import http.client
 import json
@@ -728,6 +729,38 @@ class LoadgenTest(unittest.TestCase):
         self.assertGreater(s["output_tokens"], 0)
         self.assertLessEqual(s["goodput"]["requests"], s["completed"])
         self.assertIn("ttft_ms", rows[0])
+
+    def test_closed_loop(self):
+        tmp = tempfile.mkdtemp(prefix="loadgen_test_")
+        csv_path, json_path = os.path.join(tmp, "r.csv"), os.path.join(tmp, "s.json")
+        p = PORTS["loadgen"]
+        t = time.time()
+        self.run_loadgen("--url", "http://127.0.0.1:%d" % p, "--concurrency", "3",
+                         "--duration", "1", "--requests", "100000", "--seed", "2",
+                         "--out-median", "4", "--out-sigma", "0", "--in-median", "16",
+                         "--csv", csv_path, "--json", json_path)
+        self.assertLess(time.time() - t, 10)
+        with open(json_path) as f:
+            s = json.load(f)
+        with open(csv_path) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual(s["concurrency"], 3)
+        self.assertEqual(s["scheduled"], s["sent"])
+        self.assertEqual(len(rows), s["sent"])
+        self.assertEqual(s["status"], {"200": s["sent"]})
+        # far more than an open loop at the default rate, never past the
+        # duration, and never more than 3 requests at once
+        self.assertGreater(s["sent"], 20)
+        self.assertTrue(all(float(r["t_sched"]) <= 1.0 for r in rows))   # rounded
+        # (the CSV's times are rounded to the millisecond)
+        edges = sorted([(float(r["t_sched"]), 1) for r in rows]
+                       + [(float(r["t_sched"]) + float(r["e2e_ms"]) / 1e3 - 0.002, -1)
+                          for r in rows])
+        now = most = 0
+        for _, d in edges:
+            now += d
+            most = max(most, now)
+        self.assertLessEqual(most, 3)
 
 
 if __name__ == "__main__":
