@@ -15,6 +15,7 @@
 #include <ngx_http.h>
 
 #include "ngx_http_mcig_module.h"
+#include "mcig_json.h"
 
 
 #define NGX_HTTP_MCIG_DEFAULT_ZONE_SIZE  (1024 * 1024)
@@ -88,6 +89,8 @@ static ngx_int_t ngx_http_upstream_mcig_break_tie(
 static ngx_http_upstream_rr_peer_t *ngx_http_upstream_mcig_nth_peer(
     ngx_http_upstream_rr_peers_t *peers, ngx_int_t n);
 static void ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev);
+static void ngx_http_upstream_mcig_end_stream(ngx_http_request_t *r,
+    ngx_http_mcig_ctx_t *ctx);
 
 static ngx_int_t ngx_http_upstream_mcig_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -1682,11 +1685,79 @@ ngx_http_upstream_mcig_deadline_handler(ngx_event_t *ev)
                                 "the request to pool \"%V\" did not complete "
                                 "within %M ms", &ctx->pool->upstream->host,
                                 ctx->pool->request_timeout);
+
+    } else {
+        ngx_http_upstream_mcig_end_stream(r, ctx);
     }
 
     c = u->peer.connection;
     c->read->timedout = 1;
     c->read->handler(c->read);
+}
+
+
+/*
+ * A server-sent event stream cut by the deadline ends with an error event
+ * in OpenAI's shape and the response's last chunk, so that a client can
+ * tell a cut answer from a finished one (it gets no [DONE]).  The blank
+ * line first ends an event the member may have left half written (extra
+ * blank lines are no events).  With proxy_buffering on, what nginx still
+ * buffers is lost with the cut.  nginx then finalizes the upstream as
+ * timed out and closes the connection.
+ */
+
+static void
+ngx_http_upstream_mcig_end_stream(ngx_http_request_t *r,
+    ngx_http_mcig_ctx_t *ctx)
+{
+    u_char        message[NGX_MAX_ERROR_STR], *last;
+    size_t        len;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    static const char  sse[] = "text/event-stream";
+
+    if (r != r->main
+        || r->headers_out.content_type.len < sizeof(sse) - 1
+        || ngx_strncasecmp(r->headers_out.content_type.data,
+                           (u_char *) sse, sizeof(sse) - 1)
+           != 0)
+    {
+        return;
+    }
+
+    last = ngx_snprintf(message, sizeof(message),
+                        "the request to pool \"%V\" did not complete "
+                        "within %M ms; the response was cut",
+                        &ctx->pool->upstream->host,
+                        ctx->pool->request_timeout);
+
+    len = mcig_error_json_len((char *) message, last - message,
+                              "server_error", "deadline_exceeded");
+
+    b = ngx_create_temp_buf(r->pool, sizeof("\n\ndata: \n\n") - 1 + len);
+    if (b == NULL) {
+        return;
+    }
+
+    b->last = ngx_cpymem(b->last, "\n\ndata: ", sizeof("\n\ndata: ") - 1);
+    b->last += mcig_error_json((char *) b->last, (char *) message,
+                               last - message, "server_error",
+                               "deadline_exceeded");
+    *b->last++ = '\n';
+    *b->last++ = '\n';
+    b->last_buf = 1;
+    b->flush = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    if (ngx_http_output_filter(r, &out) == NGX_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcig: the error event of a stream of pool \"%V\" "
+                      "cut by its deadline could not be sent",
+                      &ctx->pool->upstream->host);
+    }
 }
 
 
